@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Key space of the pebble database. The first byte separates three areas;
@@ -41,7 +40,7 @@ type DBConfig struct {
 	Dir string
 	// FS is the file system; nil means the operating system's. Tests use
 	// vfs.NewMem().
-	FS vfs.FS
+	FS FS
 	// NoFsync acknowledges writes once they are in the write-ahead log
 	// without waiting for fsync: they survive a process crash but not a
 	// power loss or kernel crash. The default (false) syncs every commit;

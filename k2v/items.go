@@ -173,7 +173,7 @@ type Filter struct {
 	Tombstones bool
 }
 
-func (f Filter) accept(it *Item) bool {
+func (f Filter) Accept(it *Item) bool {
 	if !it.HasValues() || (!f.Tombstones && it.IsTombstone()) {
 		return false
 	}
@@ -191,7 +191,7 @@ func (s *Items) ReadRange(ctx context.Context, bucket BucketID, pk string, r Ran
 		return nil, Page{}, err
 	}
 	var out []*Item
-	page, err := walkRange(s.items, itemPartitionKey(bucket, pk), r, MaxPageItems, f.accept, func(_ []byte, it *Item) bool {
+	page, err := walkRange(s.items, itemPartitionKey(bucket, pk), r, MaxPageItems, f.Accept, func(_ []byte, it *Item) bool {
 		out = append(out, it)
 		if budget == nil {
 			return true

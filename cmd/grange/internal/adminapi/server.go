@@ -1,0 +1,226 @@
+package adminapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/grangeio/grange/cluster/layout"
+	"github.com/grangeio/grange/k2v"
+)
+
+// maxBodyBytes caps admin request bodies: they are small JSON objects.
+const maxBodyBytes = 1 << 20
+
+// Config configures NewServer.
+type Config struct {
+	// Token is the bearer token every /v2/ operation requires. It must not
+	// be empty.
+	Token   string
+	Region  string
+	Catalog *k2v.Catalog
+	// Layout returns the current cluster layout (nil: none yet).
+	Layout func() *layout.Layout
+	Logger *slog.Logger
+}
+
+// Server serves the admin API.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	http *fasthttp.Server
+}
+
+// NewServer returns an admin API server.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("adminapi: empty admin token")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.http = &fasthttp.Server{
+		Handler:            s.handle,
+		Name:               "grange",
+		MaxRequestBodySize: maxBodyBytes,
+		ReadTimeout:        time.Minute,
+		WriteTimeout:       time.Minute,
+		IdleTimeout:        2 * time.Minute,
+		CloseOnShutdown:    true,
+	}
+	return s, nil
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops the server, waiting for requests in progress.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.ShutdownWithContext(ctx) }
+
+// apiError is an admin API error with its code and status.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{400, "InvalidRequest", fmt.Sprintf(format, args...)}
+}
+
+// errorTable maps catalog errors to admin API codes.
+var errorTable = []struct {
+	target error
+	code   string
+	status int
+}{
+	{k2v.ErrNoSuchKey, "NoSuchAccessKey", 404},
+	{k2v.ErrKeyExists, "KeyAlreadyExists", 409},
+	{k2v.ErrNoSuchBucket, "NoSuchBucket", 404},
+	{k2v.ErrBucketExists, "BucketAlreadyExists", 409},
+	{k2v.ErrBucketNotEmpty, "BucketNotEmpty", 409},
+	{k2v.ErrInvalidArgument, "InvalidRequest", 400},
+	{k2v.ErrAmbiguous, "InvalidRequest", 400},
+}
+
+type op struct {
+	method string
+	fn     func(s *Server, rc *fasthttp.RequestCtx) (any, error)
+}
+
+var operations = map[string]op{
+	"GetClusterHealth":  {"GET", (*Server).getClusterHealth},
+	"ListKeys":          {"GET", (*Server).listKeys},
+	"GetKeyInfo":        {"GET", (*Server).getKeyInfo},
+	"CreateKey":         {"POST", (*Server).createKey},
+	"ImportKey":         {"POST", (*Server).importKey},
+	"UpdateKey":         {"POST", (*Server).updateKey},
+	"DeleteKey":         {"POST", (*Server).deleteKey},
+	"ListBuckets":       {"GET", (*Server).listBuckets},
+	"GetBucketInfo":     {"GET", (*Server).getBucketInfo},
+	"CreateBucket":      {"POST", (*Server).createBucket},
+	"DeleteBucket":      {"POST", (*Server).deleteBucket},
+	"AllowBucketKey":    {"POST", (*Server).allowBucketKey},
+	"DenyBucketKey":     {"POST", (*Server).denyBucketKey},
+	"AddBucketAlias":    {"POST", (*Server).addBucketAlias},
+	"RemoveBucketAlias": {"POST", (*Server).removeBucketAlias},
+}
+
+func (s *Server) handle(rc *fasthttp.RequestCtx) {
+	path := string(rc.Path())
+	if path == "/health" || path == "/v2/Health" {
+		s.health(rc)
+		return
+	}
+	res, err := s.dispatch(rc, path)
+	if err != nil {
+		s.writeError(rc, path, err)
+		return
+	}
+	rc.SetContentType("application/json")
+	if res == nil {
+		rc.SetStatusCode(200)
+		return
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		s.writeError(rc, path, err)
+		return
+	}
+	rc.SetStatusCode(200)
+	rc.SetBody(append(b, '\n'))
+}
+
+func (s *Server) dispatch(rc *fasthttp.RequestCtx, path string) (any, error) {
+	name, ok := strings.CutPrefix(path, "/v2/")
+	o, known := operations[name]
+	if !ok || !known {
+		return nil, &apiError{404, "NoSuchEndpoint", fmt.Sprintf("unknown API endpoint: %s %s", rc.Method(), path)}
+	}
+	if !s.authorized(rc) {
+		return nil, &apiError{403, "AccessDenied", "Forbidden: invalid or missing admin token"}
+	}
+	if string(rc.Method()) != o.method {
+		return nil, &apiError{405, "MethodNotAllowed", fmt.Sprintf("%s takes %s", name, o.method)}
+	}
+	return o.fn(s, rc)
+}
+
+func (s *Server) authorized(rc *fasthttp.RequestCtx) bool {
+	token, ok := strings.CutPrefix(string(rc.Request.Header.Peek("Authorization")), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.cfg.Token)) == 1
+}
+
+func (s *Server) writeError(rc *fasthttp.RequestCtx, path string, err error) {
+	status, code, msg := 500, "InternalError", "internal error"
+	var ae *apiError
+	if errors.As(err, &ae) {
+		status, code, msg = ae.status, ae.code, ae.msg
+	} else {
+		matched := false
+		for _, e := range errorTable {
+			if errors.Is(err, e.target) {
+				status, code, msg, matched = e.status, e.code, err.Error(), true
+				break
+			}
+		}
+		if !matched {
+			s.log.Error("admin request failed", "path", path, "err", err)
+		}
+	}
+	b, _ := json.MarshalIndent(ErrorBody{Code: code, Message: msg, Region: s.cfg.Region, Path: path}, "", "  ")
+	rc.Response.Reset()
+	rc.SetStatusCode(status)
+	rc.SetContentType("application/json")
+	rc.SetBody(append(b, '\n'))
+}
+
+// decode parses a JSON request body into v, refusing unknown fields so that
+// a misspelt option is an error rather than silently ignored.
+func decode(rc *fasthttp.RequestCtx, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(rc.PostBody())))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) health(rc *fasthttp.RequestCtx) {
+	h := s.clusterHealth()
+	rc.SetContentType("text/plain; charset=utf-8")
+	if h.Status == "unavailable" {
+		rc.SetStatusCode(503)
+		rc.SetBodyString("grange is unavailable: no partition has a write quorum\n")
+		return
+	}
+	rc.SetStatusCode(200)
+	rc.SetBodyString("grange is fully operational\n")
+}
+
+func (s *Server) clusterHealth() *GetClusterHealthResponse {
+	h := &GetClusterHealthResponse{Status: "unavailable", KnownNodes: 1, ConnectedNodes: 1, Partitions: layout.NumPartitions}
+	l := s.cfg.Layout()
+	if l == nil {
+		return h
+	}
+	// One node: every storage node of the layout is this node, and it is up.
+	h.StorageNodes = len(l.StorageNodes())
+	h.StorageNodesOk = h.StorageNodes
+	h.PartitionsQuorum, h.PartitionsAllOk = layout.NumPartitions, layout.NumPartitions
+	h.Status = "healthy"
+	return h
+}
+
+func (s *Server) getClusterHealth(*fasthttp.RequestCtx) (any, error) { return s.clusterHealth(), nil }

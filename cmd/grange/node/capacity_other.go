@@ -1,0 +1,5 @@
+//go:build !unix
+
+package node
+
+func capacityOf(dirs ...string) uint64 { return defaultCapacity }

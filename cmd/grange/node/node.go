@@ -1,0 +1,407 @@
+// Package node builds, starts and stops a whole grange node: storage,
+// catalog, K2V items and the HTTP APIs. It is the only package that opens a
+// node's directories; cmd/grange calls it with a resolved Config, and tests
+// and benchmarks start real nodes in-process through it.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/grangeio/grange/cluster"
+	"github.com/grangeio/grange/cluster/layout"
+	"github.com/grangeio/grange/cmd/grange/internal/adminapi"
+	"github.com/grangeio/grange/k2v"
+	"github.com/grangeio/grange/k2v/k2vhttp"
+)
+
+// Config is a node's resolved configuration. Zero fields take the defaults
+// noted; cmd/grange fills it from flags, the TOML file and the environment.
+type Config struct {
+	// MetadataDir holds the node key, the layout and the pebble database.
+	MetadataDir string
+	// DataDir will hold data blocks (S3 objects); created, not yet used.
+	DataDir string
+	// FS replaces the file system of the pebble database (tests use
+	// vfs.NewMem()); nil means the operating system's.
+	FS k2v.FS
+	// NoMetadataFsync acknowledges writes before they are synced to disk
+	// (metadata_fsync = false).
+	NoMetadataFsync bool
+	// ReplicationFactor is the number of copies of each partition; 0 means 1.
+	ReplicationFactor int
+	// SingleNode assigns every partition to this node on first start.
+	SingleNode bool
+	// Zone of this node in a single-node layout; "" means "dc1".
+	Zone string
+
+	// Region is the S3 and K2V region; "" means "garage".
+	Region string
+	// K2VAddr is the K2V API listen address; "" disables the K2V API.
+	K2VAddr string
+	// AdminAddr is the admin API listen address; "" disables it.
+	AdminAddr string
+	// AdminToken protects the admin API; "" means a token generated once
+	// and kept in the admin token file of the metadata directory.
+	AdminToken string
+	// MaxK2VBodyBytes caps K2V request bodies; 0 means the default.
+	MaxK2VBodyBytes int
+
+	// Default* provision, idempotently at every start, an access key and a
+	// bucket it may read, write and own.
+	DefaultAccessKey string
+	DefaultSecretKey string
+	DefaultBucket    string
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Node is a running grange node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	key     cluster.NodeKey
+	layout  *layout.Layout
+	db      *k2v.DB
+	items   *k2v.Items
+	catalog *k2v.Catalog
+
+	adminToken string
+	// FirstStart is set when this start created the node's database; it
+	// holds the access key generated for the user, if one was.
+	FirstStart *Credentials
+
+	k2vSrv, adminSrv *serverState
+	closeOnce        sync.Once
+}
+
+// Credentials are an access key and its secret.
+type Credentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+}
+
+type serverState struct {
+	ln   net.Listener
+	stop func(context.Context) error
+	done chan error
+}
+
+// AdminTokenFile is the file of the metadata directory where a node keeps
+// the admin API address and token when they were not configured, so that
+// the CLI on the same machine finds them (mode 0600).
+const AdminTokenFile = "admin-api.json"
+
+// AdminEndpoint is the content of AdminTokenFile.
+type AdminEndpoint struct {
+	Addr  string `json:"addr"`
+	Token string `json:"token"`
+}
+
+// New opens the node's storage and prepares it; Start serves the APIs.
+func New(cfg Config) (n *Node, err error) {
+	if cfg.MetadataDir == "" {
+		return nil, errors.New("node: metadata directory not set")
+	}
+	if cfg.ReplicationFactor == 0 {
+		cfg.ReplicationFactor = 1
+	}
+	if cfg.Region == "" {
+		cfg.Region = "garage"
+	}
+	if cfg.Zone == "" {
+		cfg.Zone = "dc1"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	for _, dir := range []string{cfg.MetadataDir, cfg.DataDir} {
+		if dir == "" {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
+	if n.key, err = cluster.LoadOrCreateNodeKey(cfg.MetadataDir); err != nil {
+		return nil, err
+	}
+	if err := n.loadLayout(); err != nil {
+		return nil, err
+	}
+
+	dbDir := filepath.Join(cfg.MetadataDir, "db")
+	_, statErr := os.Stat(dbDir)
+	fresh := errors.Is(statErr, fs.ErrNotExist)
+	if cfg.FS != nil {
+		fresh = false
+		if _, err := cfg.FS.Stat(dbDir); err != nil {
+			fresh = true
+		}
+	}
+	n.db, err = k2v.Open(k2v.DBConfig{Dir: dbDir, FS: cfg.FS, NoFsync: cfg.NoMetadataFsync, Logger: n.log.With("component", "pebble")})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			n.db.Close()
+		}
+	}()
+	n.items, err = k2v.NewItems(n.db, k2v.ItemsConfig{
+		Node:          n.key.ID(),
+		IsStorageNode: n.layout.IsStorageNode,
+		Now:           cfg.Now,
+		Logger:        n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.catalog, err = k2v.NewCatalog(n.db, k2v.CatalogConfig{Now: cfg.Now, IsEmpty: n.items.BucketEmpty})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.provision(fresh); err != nil {
+		return nil, err
+	}
+	if err := n.loadAdminToken(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// loadLayout reads the persisted layout, creating the single-node layout
+// on first start when asked to.
+func (n *Node) loadLayout() error {
+	l, err := cluster.LoadLayout(n.cfg.MetadataDir)
+	if err != nil {
+		return err
+	}
+	if l == nil && n.cfg.SingleNode {
+		if n.cfg.ReplicationFactor != 1 {
+			return fmt.Errorf("node: a single-node cluster needs replication_factor = 1, not %d", n.cfg.ReplicationFactor)
+		}
+		l = layout.SingleNode(n.key.ID(), layout.Role{Zone: n.cfg.Zone, CapacityBytes: capacityOf(n.cfg.DataDir, n.cfg.MetadataDir)})
+		if err := cluster.SaveLayout(n.cfg.MetadataDir, l); err != nil {
+			return err
+		}
+		n.log.Info("single-node layout created", "node", n.key.ID(), "zone", n.cfg.Zone)
+	}
+	if l == nil {
+		// Joining a multi-node cluster needs the cluster layer (RPC,
+		// peering, layout commands), which this version does not have yet.
+		return errors.New("node: no cluster layout: this version runs single-node clusters only; start with --single-node (implied when no configuration file is given)")
+	}
+	if !l.IsStorageNode(n.key.ID()) {
+		return fmt.Errorf("node: this node (%s) is not a storage node of the layout in %s", n.key.ID().Short(), n.cfg.MetadataDir)
+	}
+	n.layout = l
+	return nil
+}
+
+// provision creates the default key and bucket, and on first start a key
+// for the user when none was configured.
+func (n *Node) provision(fresh bool) error {
+	c := n.catalog
+	var keyID string
+	switch {
+	case n.cfg.DefaultAccessKey != "" || n.cfg.DefaultSecretKey != "":
+		if n.cfg.DefaultAccessKey == "" || n.cfg.DefaultSecretKey == "" {
+			return errors.New("node: the default access key and secret key must be given together")
+		}
+		k, err := c.EnsureKey(n.cfg.DefaultAccessKey, n.cfg.DefaultSecretKey, "default")
+		if err != nil {
+			return fmt.Errorf("node: default access key: %w", err)
+		}
+		keyID = k.ID
+	case fresh:
+		k, err := c.CreateKey("default")
+		if err != nil {
+			return err
+		}
+		keyID = k.ID
+		n.FirstStart = &Credentials{AccessKeyID: k.ID, SecretAccessKey: k.Secret}
+	}
+	if n.cfg.DefaultBucket == "" {
+		return nil
+	}
+	id, err := c.LookupAlias(n.cfg.DefaultBucket)
+	if errors.Is(err, k2v.ErrNoSuchBucket) {
+		bk, cerr := c.CreateBucket(n.cfg.DefaultBucket, nil)
+		if cerr != nil {
+			return fmt.Errorf("node: default bucket: %w", cerr)
+		}
+		id, err = bk.ID, nil
+	}
+	if err != nil {
+		return fmt.Errorf("node: default bucket: %w", err)
+	}
+	if keyID != "" {
+		if _, err := c.SetPermissions(id, keyID, k2v.Perm{Read: true, Write: true, Owner: true}, true); err != nil {
+			return fmt.Errorf("node: default bucket permissions: %w", err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) loadAdminToken() error {
+	if n.cfg.AdminToken != "" {
+		n.adminToken = n.cfg.AdminToken
+		return nil
+	}
+	path := filepath.Join(n.cfg.MetadataDir, AdminTokenFile)
+	var ep AdminEndpoint
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &ep); err != nil || ep.Token == "" {
+			return fmt.Errorf("node: admin token file %s is damaged: delete it to get a new token", path)
+		}
+		n.adminToken = ep.Token
+		return nil
+	}
+	var b [32]byte
+	rand.Read(b[:])
+	n.adminToken = hex.EncodeToString(b[:])
+	return nil
+}
+
+// writeAdminTokenFile records where the admin API listens and its token.
+func (n *Node) writeAdminTokenFile(addr string) error {
+	if n.cfg.AdminToken != "" {
+		return nil // configured: the CLI reads it from the same configuration
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	b, _ := json.MarshalIndent(AdminEndpoint{Addr: addr, Token: n.adminToken}, "", "  ")
+	path := filepath.Join(n.cfg.MetadataDir, AdminTokenFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Start binds the configured listeners and serves the APIs.
+func (n *Node) Start() error {
+	if n.cfg.K2VAddr != "" {
+		srv := k2vhttp.New(k2vhttp.Config{
+			Region:       n.cfg.Region,
+			Items:        n.items,
+			Catalog:      n.catalog,
+			MaxBodyBytes: n.cfg.MaxK2VBodyBytes,
+			Now:          n.cfg.Now,
+			Logger:       n.log.With("component", "k2v_api"),
+		})
+		st, err := serve(n.cfg.K2VAddr, srv.Serve, srv.Shutdown)
+		if err != nil {
+			return fmt.Errorf("node: K2V API: %w", err)
+		}
+		n.k2vSrv = st
+	}
+	if n.cfg.AdminAddr != "" {
+		srv, err := adminapi.NewServer(adminapi.Config{
+			Token:   n.adminToken,
+			Region:  n.cfg.Region,
+			Catalog: n.catalog,
+			Layout:  func() *layout.Layout { return n.layout },
+			Logger:  n.log.With("component", "admin_api"),
+		})
+		if err != nil {
+			return err
+		}
+		st, err := serve(n.cfg.AdminAddr, srv.Serve, srv.Shutdown)
+		if err != nil {
+			n.stopServers(context.Background())
+			return fmt.Errorf("node: admin API: %w", err)
+		}
+		n.adminSrv = st
+		if err := n.writeAdminTokenFile(st.ln.Addr().String()); err != nil {
+			n.stopServers(context.Background())
+			return fmt.Errorf("node: admin token file: %w", err)
+		}
+	}
+	return nil
+}
+
+func serve(addr string, run func(net.Listener) error, stop func(context.Context) error) (*serverState, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	st := &serverState{ln: ln, stop: stop, done: make(chan error, 1)}
+	go func() { st.done <- run(ln) }()
+	return st, nil
+}
+
+func (n *Node) stopServers(ctx context.Context) error {
+	var errs []error
+	for _, st := range []*serverState{n.k2vSrv, n.adminSrv} {
+		if st == nil {
+			continue
+		}
+		if err := st.stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		<-st.done
+	}
+	n.k2vSrv, n.adminSrv = nil, nil
+	return errors.Join(errs...)
+}
+
+// Close stops the HTTP servers (requests in progress finish, long polls end
+// at once, until ctx expires) and then closes the database. It is safe to
+// call twice.
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.closeOnce.Do(func() {
+		err = errors.Join(n.stopServers(ctx), n.db.Close())
+	})
+	return err
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() cluster.NodeID { return n.key.ID() }
+
+// K2VAddr returns the address the K2V API listens on ("" when disabled).
+func (n *Node) K2VAddr() string { return addrOf(n.k2vSrv) }
+
+// AdminAddr returns the address the admin API listens on.
+func (n *Node) AdminAddr() string { return addrOf(n.adminSrv) }
+
+// AdminToken returns the admin API token.
+func (n *Node) AdminToken() string { return n.adminToken }
+
+// Catalog returns the node's bucket and key catalog.
+func (n *Node) Catalog() *k2v.Catalog { return n.catalog }
+
+// Items returns the node's K2V item store.
+func (n *Node) Items() *k2v.Items { return n.items }
+
+// Region returns the configured region.
+func (n *Node) Region() string { return n.cfg.Region }
+
+func addrOf(st *serverState) string {
+	if st == nil {
+		return ""
+	}
+	return st.ln.Addr().String()
+}

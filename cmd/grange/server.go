@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"reflect"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grangeio/grange/cmd/grange/node"
+)
+
+// shutdownTimeout bounds the graceful part of a shutdown: requests in
+// progress get this long to finish.
+const shutdownTimeout = 30 * time.Second
+
+type serverFlags struct {
+	singleNode                bool
+	defaultKey, defaultSecret string
+	defaultBucket             string
+}
+
+func newServerCommand(g *globals) *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a grange node",
+		Long: `Run a grange node.
+
+Without -c, a single-node cluster keeps its data under --data-dir
+(./grange-data) and serves the K2V API on :3904 and the admin API on
+127.0.0.1:3903. On first start it prints a new access key and its secret,
+once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(g, f, cmd.OutOrStdout())
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.singleNode, "single-node", false, "assign this node every partition on first start (implied without -c)")
+	fl.StringVar(&f.defaultKey, "default-access-key", os.Getenv("GRANGE_DEFAULT_ACCESS_KEY"), "create this access key at start if absent (env GRANGE_DEFAULT_ACCESS_KEY)")
+	fl.StringVar(&f.defaultSecret, "default-secret-key", os.Getenv("GRANGE_DEFAULT_SECRET_KEY"), "its secret (env GRANGE_DEFAULT_SECRET_KEY)")
+	fl.StringVar(&f.defaultBucket, "default-bucket", os.Getenv("GRANGE_DEFAULT_BUCKET"), "create this bucket at start if absent, with all permissions for the default key (env GRANGE_DEFAULT_BUCKET)")
+	return cmd
+}
+
+// nodeConfig resolves the node configuration from the flags and the file.
+func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
+	var c *Config
+	singleNode := f.singleNode
+	if g.configFile == "" {
+		c = zeroConfig(g.dataDir)
+		if err := applyEnvToConfig(c); err != nil {
+			return node.Config{}, nil, err
+		}
+		c.K2VAPI.APIBindAddr = orDefault(c.K2VAPI.APIBindAddr, ":3904")
+		c.Admin.APIBindAddr = orDefault(c.Admin.APIBindAddr, "127.0.0.1:3903")
+		singleNode = true
+	} else {
+		var err error
+		if c, err = loadConfig(g.configFile); err != nil {
+			return node.Config{}, nil, err
+		}
+	}
+	c.withDefaults()
+	token, err := c.adminToken()
+	if err != nil {
+		return node.Config{}, nil, fmt.Errorf("admin token: %w", err)
+	}
+	nc := node.Config{
+		MetadataDir:       c.MetadataDir,
+		DataDir:           c.DataDir[0].Path,
+		NoMetadataFsync:   !*c.MetadataFsync,
+		ReplicationFactor: c.ReplicationFactor,
+		SingleNode:        singleNode,
+		Region:            c.S3API.S3Region,
+		K2VAddr:           c.K2VAPI.APIBindAddr,
+		AdminAddr:         c.Admin.APIBindAddr,
+		AdminToken:        token,
+		DefaultAccessKey:  f.defaultKey,
+		DefaultSecretKey:  f.defaultSecret,
+		DefaultBucket:     f.defaultBucket,
+	}
+	return nc, c, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// applyEnvToConfig applies GRANGE_* variables to a configuration that did
+// not come from a file.
+func applyEnvToConfig(c *Config) error {
+	return applyEnv(reflect.ValueOf(c).Elem(), os.LookupEnv)
+}
+
+func runServer(g *globals, f *serverFlags, out io.Writer) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	nc, c, err := nodeConfig(g, f)
+	if err != nil {
+		return err
+	}
+	nc.Logger = log
+	n, err := node.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		n.Close(context.Background())
+		return err
+	}
+	printBanner(out, n, c, g)
+
+	// The first signal shuts down gracefully; a second one exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-sigs
+	log.Info("shutting down", "signal", sig.String())
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		done <- n.Close(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		log.Info("stopped")
+		return nil
+	case sig := <-sigs:
+		log.Warn("second signal: exiting without waiting", "signal", sig.String())
+		os.Exit(1)
+		return nil
+	}
+}
+
+func printBanner(w io.Writer, n *node.Node, c *Config, g *globals) {
+	fmt.Fprintf(w, "grange %s, node %s\n", version, n.ID())
+	if a := n.K2VAddr(); a != "" {
+		fmt.Fprintf(w, "  K2V API    http://%s  (region %q)\n", reachable(a), n.Region())
+	} else {
+		fmt.Fprintln(w, "  K2V API    disabled (no [k2v_api] api_bind_addr)")
+	}
+	if a := n.AdminAddr(); a != "" {
+		fmt.Fprintf(w, "  admin API  http://%s\n", reachable(a))
+	}
+	fmt.Fprintln(w, "  S3 API, web endpoint and cluster RPC: not available in this version (single node, K2V only)")
+	fmt.Fprintf(w, "  metadata   %s\n", c.MetadataDir)
+	if cr := n.FirstStart; cr != nil {
+		cli := "grange"
+		if g.configFile != "" {
+			cli += " -c " + g.configFile
+		} else if g.dataDir != "grange-data" {
+			cli += " --data-dir " + g.dataDir
+		}
+		fmt.Fprintf(w, `
+First start: an access key was created. The secret is shown only this once:
+  access key id      %s
+  secret access key  %s
+Create a bucket and let the key use it:
+  %s bucket create my-bucket
+  %s bucket allow --read --write --owner my-bucket --key %s
+`, cr.AccessKeyID, cr.SecretAccessKey, cli, cli, cr.AccessKeyID)
+	}
+}
+
+// reachable turns a listen address into one a local client can use.
+func reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
