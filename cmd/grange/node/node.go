@@ -161,9 +161,10 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	db := n.db
 	defer func() {
 		if err != nil {
-			n.db.Close()
+			db.Close()
 		}
 	}()
 	n.items, err = k2v.NewItems(n.db, k2v.ItemsConfig{
