@@ -1,6 +1,7 @@
 package k2v
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Key space of the pebble database. The first byte separates three areas;
@@ -95,6 +97,11 @@ func Open(cfg DBConfig) (*DB, error) {
 		MemTableSize:       64 << 20,
 		FormatMajorVersion: pebble.FormatNewest,
 	}
+	for i := range opts.Levels {
+		// Inserts read the entry they update, usually to find nothing:
+		// bloom filters answer most of those misses without reading blocks.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	pdb, err := pebble.Open(cfg.Dir, opts)
 	cache.Unref() // pebble holds its own reference
 	if err != nil {
@@ -149,7 +156,7 @@ func (db *DB) Close() error {
 func (db *DB) Update(fn func(b *Batch) error) error {
 	b := &Batch{db: db}
 	db.applyMu.Lock()
-	b.pb = db.pdb.NewIndexedBatch()
+	b.pb = db.pdb.NewBatch()
 	if err := fn(b); err != nil {
 		db.applyMu.Unlock()
 		b.pb.Close()
@@ -233,27 +240,65 @@ func (db *DB) registerTable(name string) error {
 
 // Batch collects the writes of one Update. Reads through a batch see its own
 // writes. A Batch is valid only inside the Update callback that received it.
+//
+// Reads go to the database directly, with the batch's own writes kept in
+// an overlay: Update holds the apply lock, so nothing else changes the
+// database meanwhile, and a plain Get is much cheaper than a read through
+// an indexed pebble batch.
 type Batch struct {
 	db      *DB
 	pb      *pebble.Batch
+	written map[string]pending
 	changes []change
+}
+
+type pending struct {
+	value   []byte
+	deleted bool
+}
+
+// get returns a copy of the value under key, nil when absent.
+func (b *Batch) get(key []byte) ([]byte, error) {
+	if p, ok := b.written[string(key)]; ok {
+		if p.deleted {
+			return nil, nil
+		}
+		return bytes.Clone(p.value), nil
+	}
+	return getCopy(b.db.pdb, key)
+}
+
+func (b *Batch) set(key, value []byte) error {
+	if b.written == nil {
+		b.written = map[string]pending{}
+	}
+	b.written[string(key)] = pending{value: bytes.Clone(value)}
+	return b.pb.Set(key, value, nil)
+}
+
+func (b *Batch) del(key []byte) error {
+	if b.written == nil {
+		b.written = map[string]pending{}
+	}
+	b.written[string(key)] = pending{deleted: true}
+	return b.pb.Delete(key, nil)
 }
 
 // GetLocal reads a node-local value, seeing this batch's writes. It returns
 // nil when absent.
 func (b *Batch) GetLocal(key []byte) ([]byte, error) {
-	return getCopy(b.pb, localKey(key))
+	return b.get(localKey(key))
 }
 
 // SetLocal writes a node-local value: state of this node only, never
 // replicated, committed atomically with the rest of the batch.
 func (b *Batch) SetLocal(key, value []byte) error {
-	return b.pb.Set(localKey(key), value, nil)
+	return b.set(localKey(key), value)
 }
 
 // DeleteLocal removes a node-local value.
 func (b *Batch) DeleteLocal(key []byte) error {
-	return b.pb.Delete(localKey(key), nil)
+	return b.del(localKey(key))
 }
 
 // pebbleLogger sends pebble's messages to slog.

@@ -98,11 +98,15 @@ func (t *Table[E]) Get(partition, sort []byte) (*E, error) {
 
 // GetIn is Get through a batch: it sees the batch's own writes.
 func (t *Table[E]) GetIn(b *Batch, partition, sort []byte) (*E, error) {
-	return t.get(b.pb, Hash(partition), sort)
+	return t.decode(b.get(t.key(Hash(partition), sort)))
 }
 
 func (t *Table[E]) get(g getter, hash [32]byte, sort []byte) (*E, error) {
-	v, err := getCopy(g, t.key(hash, sort))
+	return t.decode(getCopy(g, t.key(hash, sort)))
+}
+
+// decode decodes a stored value; nil stands for an absent entry.
+func (t *Table[E]) decode(v []byte, err error) (*E, error) {
 	if err != nil || v == nil {
 		return nil, err
 	}
@@ -137,7 +141,7 @@ func (t *Table[E]) mergeIn(b *Batch, e *E) (*E, error) {
 	pk, sk := t.schema.Keys(e)
 	hash := Hash(pk)
 	key := t.key(hash, sk)
-	old, err := getCopy(b.pb, key)
+	old, err := b.get(key)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +176,7 @@ func (t *Table[E]) Update(partition, sort []byte, fn func(cur *E) (*E, error)) (
 func (t *Table[E]) UpdateIn(b *Batch, partition, sort []byte, fn func(cur *E) (*E, error)) (*E, error) {
 	hash := Hash(partition)
 	key := t.key(hash, sort)
-	old, err := getCopy(b.pb, key)
+	old, err := b.get(key)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +207,7 @@ func (t *Table[E]) write(b *Batch, hash [32]byte, key, sort []byte, prev, next *
 	if old != nil && bytes.Equal(enc, old) {
 		return nil
 	}
-	if err := b.pb.Set(key, enc, nil); err != nil {
+	if err := b.set(key, enc); err != nil {
 		return fmt.Errorf("table %s: %w", t.name, err)
 	}
 	if err := t.schema.Updated(b, prev, next); err != nil {
