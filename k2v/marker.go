@@ -106,6 +106,9 @@ func (r *reader) clock() Clock {
 
 // ParseSeenMarker decodes a marker produced by Encode.
 func ParseSeenMarker(s string) (*SeenMarker, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Errorf("%w: line break", ErrBadMarker)
+	}
 	b, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadMarker, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // ErrBadToken is wrapped by every causality token decoding error.
@@ -117,6 +118,10 @@ const maxTokenLen = (8 + 16*4096) * 4 / 3
 func ParseToken(s string) (Clock, error) {
 	if len(s) > maxTokenLen {
 		return nil, fmt.Errorf("%w: too long", ErrBadToken)
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		// encoding/base64 skips line breaks even in strict mode
+		return nil, fmt.Errorf("%w: line break", ErrBadToken)
 	}
 	b, err := tokenEncoding.DecodeString(s)
 	if err != nil {

@@ -60,6 +60,7 @@ func TestParseTokenRejects(t *testing.T) {
 		{"truncated", valid[:len(valid)-3]},
 		{"space", " " + valid},
 		{"garbage", "not a token!"},
+		{"line break", "S48rF9LbN2BLjyqc\nHT5fYAAAAYvP5WgA"},
 	}
 	for _, tt := range tests {
 		if c, err := ParseToken(tt.token); !errors.Is(err, ErrBadToken) {

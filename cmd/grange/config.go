@@ -79,8 +79,12 @@ func (d *DataDirs) UnmarshalTOML(v any) error {
 	case string:
 		*d = DataDirs{{Path: v}}
 		return nil
-	case []map[string]any:
-		for _, m := range v {
+	case []any:
+		for _, e := range v {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return fmt.Errorf("data_dir: expected tables {path, capacity}, got %T", e)
+			}
 			var dd DataDir
 			for k, val := range m {
 				s, _ := val.(string)
@@ -116,12 +120,15 @@ func loadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, len(undecoded))
-		for i, k := range undecoded {
-			keys[i] = k.String()
+	var unknown []string
+	for _, k := range md.Undecoded() {
+		// data_dir decodes itself and checks its own keys
+		if len(k) > 0 && k[0] != "data_dir" {
+			unknown = append(unknown, k.String())
 		}
-		return nil, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("config %s: unknown key %s", path, strings.Join(unknown, ", "))
 	}
 	if err := applyEnv(reflect.ValueOf(&c).Elem(), os.LookupEnv); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/grangeio/grange/k2v"
@@ -37,6 +38,9 @@ func decodeObjects(body []byte) ([]jsonObject, error) {
 	var objs []jsonObject
 	if err := json.Unmarshal(body, &objs); err != nil {
 		return nil, invalidJSON("%v", err)
+	}
+	if objs == nil {
+		return nil, invalidJSON("expected an array, got null")
 	}
 	for i, o := range objs {
 		if o == nil {
@@ -158,8 +162,10 @@ func (c *call) insertBatch(ctx context.Context) error {
 			return err
 		}
 		if v != nil {
+			// the decoder skips CR and LF even in strict mode: the
+			// contract allows none
 			data, err := base64.StdEncoding.Strict().DecodeString(*v)
-			if err != nil {
+			if err != nil || strings.ContainsAny(*v, "\r\n") {
 				return badRequest("Invalid base64 value in item %d", i)
 			}
 			w.Value = k2v.Value{Data: data}

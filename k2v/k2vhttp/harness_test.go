@@ -39,12 +39,19 @@ var testNodeID = cluster.NodeID{0x4b, 0x8f, 0x2a, 0x9c, 0x1d, 0x3e, 0x5f, 0x60}
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerNode(t, testNodeID)
+}
+
+// startServerNode is startServer for a node with another ID: two of them
+// act as two replicas whose items the tests copy by hand (see replicate).
+func startServerNode(t *testing.T, node cluster.NodeID) *testServer {
+	t.Helper()
 	db, err := k2v.Open(k2v.DBConfig{Dir: "db", FS: k2v.NewMemFS()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{t: t, db: db, region: "garage", now: time.Now}
-	ts.items, err = k2v.NewItems(db, k2v.ItemsConfig{Node: testNodeID})
+	ts.items, err = k2v.NewItems(db, k2v.ItemsConfig{Node: node})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +127,30 @@ func (ts *testServer) sign(req *http.Request, body []byte, id, secret, region st
 	ts.t.Helper()
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
-	req.Header.Set("X-Amz-Content-Sha256", hash)
-	err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, req, hash, "k2v", region, ts.now())
+	ts.signAs(req, signing{id: id, secret: secret, region: region, service: "k2v", at: ts.now(), payload: hash})
+}
+
+// signing describes how signAs signs a request.
+type signing struct {
+	id, secret      string
+	region, service string
+	at              time.Time
+	payload         string // the X-Amz-Content-Sha256 value
+}
+
+// signAs signs req with the AWS SDK signer. The SDK rewrites the query
+// into its canonical form; signAs puts the raw query back, as a client that
+// does not rewrite it (Garage's Rust client) would send it: the tests then
+// send exactly the query they wrote.
+func (ts *testServer) signAs(req *http.Request, s signing) {
+	ts.t.Helper()
+	rawQuery := req.URL.RawQuery
+	req.Header.Set("X-Amz-Content-Sha256", s.payload)
+	err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: s.id, SecretAccessKey: s.secret}, req, s.payload, s.service, s.region, s.at)
 	if err != nil {
 		ts.t.Fatal(err)
 	}
+	req.URL.RawQuery = rawQuery
 }
 
 func (ts *testServer) send(req *http.Request) *response {

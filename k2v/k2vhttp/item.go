@@ -24,11 +24,11 @@ const (
 // acceptFormat applies the Accept rules of k2v-api.md §6.1: exact,
 // case-sensitive tokens; */* counts as both.
 func (c *call) acceptFormat() (format, error) {
-	accept, err := c.header("Accept")
+	accept, present, err := c.header("Accept")
 	if err != nil {
 		return 0, err
 	}
-	if accept == "" {
+	if !present {
 		return formatJSON, nil
 	}
 	var json, bin bool
@@ -150,12 +150,12 @@ func pollTimeout(t *uint64) time.Duration {
 }
 
 func (c *call) insertItem(ctx context.Context, delete bool) error {
-	tok, err := c.header(causalityHeader)
+	tok, present, err := c.header(causalityHeader)
 	if err != nil {
 		return err
 	}
 	var clock k2v.Clock
-	if tok != "" {
+	if present {
 		if clock, err = k2v.ParseToken(tok); err != nil {
 			return &apiError{status: 400, code: "CausalityToken", msg: "Invalid causality token"}
 		}

@@ -268,12 +268,20 @@ func visibleASCII(b []byte) bool {
 	return true
 }
 
-func (c *call) header(name string) (string, error) {
-	v := c.rc.Request.Header.Peek(name)
-	if !visibleASCII(v) {
-		return "", &apiError{status: 400, code: "InvalidHeaderValue", msg: "Invalid header value: " + name}
+// header returns a request header's value and whether it is present at
+// all: an empty value is not an absent header (an empty Accept is a 406,
+// an empty token a 400).
+func (c *call) header(name string) (value string, present bool, err error) {
+	for k, v := range c.rc.Request.Header.All() {
+		if !strings.EqualFold(string(k), name) {
+			continue
+		}
+		if !visibleASCII(v) {
+			return "", true, &apiError{status: 400, code: "InvalidHeaderValue", msg: "Invalid header value: " + name}
+		}
+		return string(v), true, nil
 	}
-	return string(v), nil
+	return "", false, nil
 }
 
 func (c *call) writeJSON(status int, v any) error {
