@@ -15,7 +15,11 @@ import (
 // where the canonical headers end with their own '\n' each. It also enforces
 // the rules on the header set (every signed header present, every x-amz-*
 // header signed), so all its errors are ErrMalformed.
-func (v *Verifier) appendCanonicalRequest(dst []byte, r *Request, p *params, s *scratch) ([]byte, error) {
+//
+// With collapse, runs of spaces and tabs inside header values become one
+// space, as AWS SDK signers write them; without, they are kept, as the
+// reference server does.
+func (v *Verifier) appendCanonicalRequest(dst []byte, r *Request, p *params, s *scratch, collapse bool) ([]byte, error) {
 	var err error
 	dst = append(dst, r.Method...)
 	dst = append(dst, '\n')
@@ -25,7 +29,7 @@ func (v *Verifier) appendCanonicalRequest(dst []byte, r *Request, p *params, s *
 		return dst, err
 	}
 	dst = append(dst, '\n')
-	if dst, err = appendCanonicalHeaders(dst, r.Headers, p.signedHeaders); err != nil {
+	if dst, err = appendCanonicalHeaders(dst, r.Headers, p.signedHeaders, collapse); err != nil {
 		return dst, err
 	}
 	dst = append(dst, '\n')
@@ -250,7 +254,7 @@ func queryHasName(rawQuery, name string) bool {
 // It also enforces the header-set rules: a signed header must be present,
 // and every x-amz-* header present must be signed (otherwise a proxy could
 // add one, e.g. x-amz-copy-source, without breaking the signature).
-func appendCanonicalHeaders(dst []byte, hs []Header, signed string) ([]byte, error) {
+func appendCanonicalHeaders(dst []byte, hs []Header, signed string, collapse bool) ([]byte, error) {
 	for i := range hs {
 		if hasPrefixFoldASCII(hs[i].Name, "x-amz-") && !listHasFold(signed, hs[i].Name) {
 			return dst, fmt.Errorf("header %s is not signed: %w", hs[i].Name, ErrMalformed)
@@ -269,7 +273,11 @@ func appendCanonicalHeaders(dst []byte, hs []Header, signed string) ([]byte, err
 			if n > 0 {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, trimOWS(hs[i].Value)...)
+			if collapse {
+				dst = appendCollapsed(dst, trimOWS(hs[i].Value))
+			} else {
+				dst = append(dst, trimOWS(hs[i].Value)...)
+			}
 			n++
 		}
 		if n == 0 {
@@ -287,6 +295,38 @@ func listHasFold(list, name string) bool {
 		n, rest, _ = strings.Cut(rest, ";")
 		if equalFoldASCII(n, name) {
 			return true
+		}
+	}
+	return false
+}
+
+// appendCollapsed appends v with each run of spaces and tabs as one space.
+func appendCollapsed(dst []byte, v string) []byte {
+	space := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == ' ' || c == '\t' {
+			if !space {
+				dst = append(dst, ' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// hasInnerRuns reports whether a signed header value holds a run of two
+// spaces or a tab, where collapsing would change the canonical request.
+func hasInnerRuns(hs []Header, signed string) bool {
+	for i := range hs {
+		if listHasFold(signed, hs[i].Name) {
+			v := trimOWS(hs[i].Value)
+			if strings.Contains(v, "  ") || strings.ContainsRune(v, '\t') {
+				return true
+			}
 		}
 	}
 	return false

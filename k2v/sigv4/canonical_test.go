@@ -159,7 +159,7 @@ func TestCanonicalGolden(t *testing.T) {
 			if err := v.parse(&tc.r, &p); err != nil {
 				t.Fatal(err)
 			}
-			canon, err := v.appendCanonicalRequest(nil, &tc.r, &p, new(scratch))
+			canon, err := v.appendCanonicalRequest(nil, &tc.r, &p, new(scratch), false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -25,10 +25,10 @@
 //     SDKs do for every service but S3. Never normalised;
 //   - canonical query: form-decoded ('+' is a space) and re-encoded, sorted
 //     by name then value (the AWS rule, which the SDKs follow);
-//   - canonical header values: trimmed, inner whitespace kept (AWS signers
-//     collapse runs of spaces; the reference server does not, so a value
-//     with inner runs of spaces only verifies if the client did not collapse
-//     them either); repeated headers joined with ',';
+//   - canonical header values: trimmed, repeated headers joined with ','.
+//     Inner runs of spaces are kept, as the reference server does; AWS
+//     signers collapse them, so when a signed value holds such a run and the
+//     signature does not match, the collapsed spelling is tried too;
 //   - an unsorted or upper-case SignedHeaders list is sorted and lowercased,
 //     not rejected; a name given twice is rejected.
 //

@@ -134,7 +134,7 @@ func canonicalOf(v *Verifier, r *Request) (string, error) {
 		return "", err
 	}
 	s := new(scratch)
-	b, err := v.appendCanonicalRequest(nil, r, &p, s)
+	b, err := v.appendCanonicalRequest(nil, r, &p, s, false)
 	return string(b), err
 }
 

@@ -214,7 +214,7 @@ func (v *Verifier) Verify(r *Request, lookup Lookup) (*Auth, error) {
 		return nil, err
 	}
 	var err error
-	s.buf, err = v.appendCanonicalRequest(s.buf[:0], r, &p, s)
+	s.buf, err = v.appendCanonicalRequest(s.buf[:0], r, &p, s, false)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,20 @@ func (v *Verifier) Verify(r *Request, lookup Lookup) (*Auth, error) {
 	s.buf = appendStringToSign(s.buf[:0], p.amzDate, p.scope, crHash[:])
 	want := hmacSHA256(&s.hmac, &key, s.buf)
 	if !hmac.Equal(want[:], p.signature[:]) {
-		return nil, fmt.Errorf("access key %q: %w", p.accessKey, ErrSignatureMismatch)
+		// The reference keeps inner runs of spaces in header values; AWS
+		// SDK signers collapse them. Accept either spelling, so that both
+		// kinds of clients work: the second try only happens for requests
+		// that have such a value.
+		if !hasInnerRuns(r.Headers, p.signedHeaders) {
+			return nil, fmt.Errorf("access key %q: %w", p.accessKey, ErrSignatureMismatch)
+		}
+		s.buf, _ = v.appendCanonicalRequest(s.buf[:0], r, &p, s, true)
+		crHash = sha256.Sum256(s.buf)
+		s.buf = appendStringToSign(s.buf[:0], p.amzDate, p.scope, crHash[:])
+		want = hmacSHA256(&s.hmac, &key, s.buf)
+		if !hmac.Equal(want[:], p.signature[:]) {
+			return nil, fmt.Errorf("access key %q: %w", p.accessKey, ErrSignatureMismatch)
+		}
 	}
 
 	return &Auth{
