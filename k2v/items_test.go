@@ -459,3 +459,20 @@ func TestKeyLimits(t *testing.T) {
 		t.Errorf("keys at the limit: %v", err)
 	}
 }
+
+func FuzzParseSeenMarker(f *testing.F) {
+	m := &SeenMarker{Clock: Clock{{1, 5}, {7, 9}}, Items: map[string]Clock{"a": {{3, 4}}}}
+	f.Add(m.Encode())
+	f.Add("")
+	f.Add("AQA=")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseSeenMarker(s)
+		if err != nil {
+			return
+		}
+		m2, err := ParseSeenMarker(m.Encode())
+		if err != nil || m2.Encode() != m.Encode() {
+			t.Fatalf("marker %q does not round-trip: %v", s, err)
+		}
+	})
+}
