@@ -70,11 +70,20 @@ type DB struct {
 	// order in which they ran. It is not held while waiting for fsync.
 	applyMu sync.Mutex
 
+	// ops is held shared by every operation on pebble, from its start to
+	// its end (an Update until its fsync returned), and exclusively by
+	// Close: pebble is never closed under an operation, and operations
+	// after Close fail with ErrClosed instead of panicking. Lock order:
+	// ops, then applyMu.
+	ops struct {
+		sync.RWMutex
+		closed bool
+	}
+
 	tables struct {
 		sync.Mutex
 		names map[string]bool
 	}
-	closeOnce sync.Once
 }
 
 // Open opens or creates the database in cfg.Dir.
@@ -134,17 +143,30 @@ func (db *DB) checkFormat() error {
 	return nil
 }
 
-// Close flushes nothing extra (every acknowledged write is already in the
-// log) and closes pebble. It is safe to call twice.
+// Close waits for the operations in progress, then closes pebble (every
+// acknowledged write is already in its log). Later operations return
+// ErrClosed. It is safe to call twice.
 func (db *DB) Close() error {
-	var err error
-	db.closeOnce.Do(func() {
-		db.applyMu.Lock() // wait for an update in progress
-		defer db.applyMu.Unlock()
-		err = db.pdb.Close()
-	})
-	return err
+	db.ops.Lock()
+	defer db.ops.Unlock()
+	if db.ops.closed {
+		return nil
+	}
+	db.ops.closed = true
+	return db.pdb.Close()
 }
+
+// enter starts an operation on pebble; leave ends it.
+func (db *DB) enter() error {
+	db.ops.RLock()
+	if db.ops.closed {
+		db.ops.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (db *DB) leave() { db.ops.RUnlock() }
 
 // Update runs fn with a fresh batch and commits what it wrote as one atomic
 // pebble batch. Updates run one at a time, so fn sees the effects of every
@@ -154,6 +176,10 @@ func (db *DB) Close() error {
 // watchers of the changed partition keys. If fn returns an error nothing is
 // written.
 func (db *DB) Update(fn func(b *Batch) error) error {
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.leave()
 	b := &Batch{db: db}
 	db.applyMu.Lock()
 	b.pb = db.pdb.NewBatch()
@@ -192,6 +218,10 @@ func (db *DB) Update(fn func(b *Batch) error) error {
 // GetLocal reads a node-local value written with Batch.SetLocal. It returns
 // nil when absent. The returned slice belongs to the caller.
 func (db *DB) GetLocal(key []byte) ([]byte, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.leave()
 	return getCopy(db.pdb, localKey(key))
 }
 

@@ -93,6 +93,10 @@ func (t *Table[E]) key(hash [32]byte, sort []byte) []byte {
 // Get returns the entry stored under (partition, sort), or nil when there is
 // none. The entry belongs to the caller.
 func (t *Table[E]) Get(partition, sort []byte) (*E, error) {
+	if err := t.db.enter(); err != nil {
+		return nil, err
+	}
+	defer t.db.leave()
 	return t.get(t.db.pdb, Hash(partition), sort)
 }
 
@@ -229,7 +233,8 @@ type ScanOptions struct {
 
 // Scan calls fn for the entries of one partition key whose sort keys are in
 // [Lower, Upper), in order, from a consistent snapshot, until fn returns
-// false or an error. Entries passed to fn belong to fn.
+// false or an error. Entries passed to fn belong to fn. fn must not call
+// the DB (the scan holds it open; collect, then act).
 func (t *Table[E]) Scan(partition []byte, o ScanOptions, fn func(sort []byte, e *E) (bool, error)) error {
 	base := t.key(Hash(partition), nil)
 	iopts := &pebble.IterOptions{
@@ -268,6 +273,10 @@ func (t *Table[E]) ScanPartition(p cluster.Partition, after []byte, fn func(key,
 func (t *Table[E]) Decode(value []byte) (*E, error) { return t.schema.Decode(value) }
 
 func (t *Table[E]) iterate(o *pebble.IterOptions, reverse bool, fn func(key, value []byte) (bool, error)) error {
+	if err := t.db.enter(); err != nil {
+		return err
+	}
+	defer t.db.leave()
 	it, err := t.db.pdb.NewIter(o)
 	if err != nil {
 		return fmt.Errorf("table %s: %w", t.name, err)
