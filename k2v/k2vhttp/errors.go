@@ -44,6 +44,7 @@ var k2vErrors = []struct {
 	{k2v.ErrBadMarker, "InvalidRequest", 400},
 	{k2v.ErrKeyTooLong, "InvalidRequest", 400},
 	{context.DeadlineExceeded, "ServiceUnavailable", 503},
+	{k2v.ErrClosed, "ServiceUnavailable", 503}, // shutting down
 }
 
 // classify returns the status, code and client-visible message of err;
