@@ -139,10 +139,16 @@ func (c *Catalog) EnsureKey(id, secret, name string) (*Key, error) {
 
 // ListKeys returns the live keys sorted by ID.
 func (c *Catalog) ListKeys() ([]*Key, error) {
-	var out []*Key
-	err := c.keys.Scan(nil, ScanOptions{}, func(_ []byte, k *Key) (bool, error) {
-		if !k.Deleted {
-			out = append(out, k)
+	return scanLive(c.keys, func(k *Key) bool { return !k.Deleted })
+}
+
+// scanLive returns the entries of a catalog table (all stored under the
+// empty partition key) for which live is true, in sort-key order.
+func scanLive[E any](t *Table[E], live func(*E) bool) ([]*E, error) {
+	var out []*E
+	err := t.Scan(nil, ScanOptions{}, func(_ []byte, e *E) (bool, error) {
+		if live(e) {
+			out = append(out, e)
 		}
 		return true, nil
 	})
@@ -390,14 +396,7 @@ func (c *Catalog) assignAliasIn(b *Batch, name string, id BucketID, now uint64) 
 
 // ListBuckets returns the live buckets sorted by ID.
 func (c *Catalog) ListBuckets() ([]*Bucket, error) {
-	var out []*Bucket
-	err := c.buckets.Scan(nil, ScanOptions{}, func(_ []byte, bk *Bucket) (bool, error) {
-		if !bk.Deleted {
-			out = append(out, bk)
-		}
-		return true, nil
-	})
-	return out, err
+	return scanLive(c.buckets, func(bk *Bucket) bool { return !bk.Deleted })
 }
 
 // FindBucket finds a live bucket by global alias, full hex ID or unique

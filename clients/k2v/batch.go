@@ -77,26 +77,9 @@ func (c *Client) ReadBatch(ctx context.Context, searches []Search) ([]SearchResu
 
 // readBatch sends a ReadBatch body holding one search per entry of pks.
 func (c *Client) readBatch(ctx context.Context, body []byte, pks []string) ([]SearchResult, error) {
-	resp, err := c.do(ctx, &request{
-		method:      http.MethodPost,
-		query:       newQuery().keyword("search"),
-		body:        body,
-		hasBody:     true,
-		accept:      mimeJSON,
-		contentType: mimeJSON,
-	})
+	res, err := postSearches[SearchResult](ctx, c, "search", body, len(pks))
 	if err != nil {
 		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, c.fail(resp)
-	}
-	var res []SearchResult
-	if err := decodeJSON(resp, &res); err != nil {
-		return nil, err
-	}
-	if len(res) != len(pks) {
-		return nil, fmt.Errorf("k2v: ReadBatch returned %d results for %d searches", len(res), len(pks))
 	}
 	for i := range res {
 		for j := range res[i].Items {
@@ -202,10 +185,16 @@ func (c *Client) DeleteBatch(ctx context.Context, searches []DeleteSearch) ([]De
 		}
 		body = appendDeleteSearch(body, &searches[i])
 	}
+	return postSearches[DeleteResult](ctx, c, "delete", append(body, ']'), len(searches))
+}
+
+// postSearches sends a JSON array of n searches with a keyword (search or
+// delete) and decodes the array of n results.
+func postSearches[R any](ctx context.Context, c *Client, keyword string, body []byte, n int) ([]R, error) {
 	resp, err := c.do(ctx, &request{
 		method:      http.MethodPost,
-		query:       newQuery().keyword("delete"),
-		body:        append(body, ']'),
+		query:       newQuery().keyword(keyword),
+		body:        body,
 		hasBody:     true,
 		accept:      mimeJSON,
 		contentType: mimeJSON,
@@ -216,12 +205,12 @@ func (c *Client) DeleteBatch(ctx context.Context, searches []DeleteSearch) ([]De
 	if resp.StatusCode != http.StatusOK {
 		return nil, c.fail(resp)
 	}
-	var res []DeleteResult
+	var res []R
 	if err := decodeJSON(resp, &res); err != nil {
 		return nil, err
 	}
-	if len(res) != len(searches) {
-		return nil, fmt.Errorf("k2v: DeleteBatch returned %d results for %d searches", len(res), len(searches))
+	if len(res) != n {
+		return nil, fmt.Errorf("k2v: %s batch returned %d results for %d searches", keyword, len(res), n)
 	}
 	return res, nil
 }

@@ -149,7 +149,9 @@ func appendCanonicalQuery(dst []byte, raw string, presigned bool, s *scratch) ([
 }
 
 // appendReencoded form-decodes one raw query component and appends it
-// URI-encoded, in one pass.
+// URI-encoded, in one pass. A '%' that does not start a valid escape is a
+// literal '%', as in the K2V router and the reference (and as clients that
+// encode it as %25 sign it).
 func appendReencoded(dst []byte, raw string) ([]byte, error) {
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
@@ -157,12 +159,10 @@ func appendReencoded(dst []byte, raw string) ([]byte, error) {
 		case '+':
 			c = ' '
 		case '%':
-			d, ok := unescapeAt(raw, i)
-			if !ok {
-				return dst, fmt.Errorf("invalid escape in query component %q: %w", raw, ErrMalformed)
+			if d, ok := unescapeAt(raw, i); ok {
+				c = d
+				i += 2
 			}
-			c = d
-			i += 2
 		}
 		if unreserved[c] {
 			dst = append(dst, c)
@@ -196,12 +196,10 @@ func queryUnescape(s string) (string, error) {
 		case '+':
 			c = ' '
 		case '%':
-			d, ok := unescapeAt(s, i)
-			if !ok {
-				return "", fmt.Errorf("invalid escape in query component %q: %w", s, ErrMalformed)
+			if d, ok := unescapeAt(s, i); ok {
+				c = d
+				i += 2
 			}
-			c = d
-			i += 2
 		}
 		b = append(b, c)
 	}

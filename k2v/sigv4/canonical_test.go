@@ -339,10 +339,11 @@ func TestAppendReencoded(t *testing.T) {
 		{"%41", "A", false},
 		{"é", "%C3%A9", false},
 		{"=&?#", "%3D%26%3F%23", false},
-		{"%", "", true},
-		{"%4", "", true},
-		{"%zz", "", true},
-		{"a%2", "", true},
+		// a '%' that starts no valid escape is a literal '%'
+		{"%", "%25", false},
+		{"%4", "%254", false},
+		{"%zz", "%25zz", false},
+		{"a%2", "a%252", false},
 	}
 	for _, tc := range tests {
 		got, err := appendReencoded(nil, tc.in)
@@ -441,7 +442,8 @@ func TestVerifyMalformedHeaders(t *testing.T) {
 		{"streaming-unsigned-no-trailer", func(r *Request) *Request {
 			return r.setHeader("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD")
 		}, ErrMalformed},
-		{"bad-query-escape", func(r *Request) *Request { r.RawQuery += "&x=%g0"; return r }, ErrMalformed},
+		// a literal '%' is not malformed: it changes what was signed
+		{"added-literal-percent", func(r *Request) *Request { r.RawQuery += "&x=%g0"; return r }, ErrSignatureMismatch},
 		{"scope-terminator", func(r *Request) *Request {
 			return r.setHeader("Authorization", strings.Replace(testAuthz("accept;host;x-amz-content-sha256;x-amz-date"), "aws4_request", "aws5_request", 1))
 		}, ErrScopeMismatch},
