@@ -152,7 +152,7 @@ func runServer(g *globals, f *serverFlags, out io.Writer) error {
 func printBanner(w io.Writer, n *node.Node, c *Config, g *globals) {
 	fmt.Fprintf(w, "grange %s, node %s\n", version, n.ID())
 	if a := n.K2VAddr(); a != "" {
-		fmt.Fprintf(w, "  K2V API    http://%s  (region %q)\n", reachable(a), n.Region())
+		fmt.Fprintf(w, "  K2V API    http://%s  (listening on %s, region %q)\n", reachable(a), a, n.Region())
 	} else {
 		fmt.Fprintln(w, "  K2V API    disabled (no [k2v_api] api_bind_addr)")
 	}
