@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func benchK2V(b *testing.B, op string, concurrency int) {
 	cfg := K2VConfig{
 		Endpoint: "http://" + n.K2VAddr(), Bucket: "bench",
 		AccessKeyID: "GKbench0000000000000000000", SecretAccessKey: "benchsecretbenchsecretbenchsecret",
-		Ops: []string{op}, Concurrency: concurrency, Duration: 2 * time.Second,
+		Ops: []string{op}, Concurrency: concurrency, Duration: benchDuration(),
 		Partitions: 20, ItemsPerPartition: 100,
 	}
 	b.ResetTimer()
@@ -81,4 +82,14 @@ func TestRunK2V(t *testing.T) {
 			t.Errorf("%s", r)
 		}
 	}
+}
+
+// benchDuration is the measurement time of each Go benchmark run:
+// GRANGE_BENCH_DURATION (a Go duration) or 2s. Sustained rates (with
+// memtable flushes and compactions) need 30s or more.
+func benchDuration() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("GRANGE_BENCH_DURATION")); err == nil && d > 0 {
+		return d
+	}
+	return 2 * time.Second
 }

@@ -46,6 +46,7 @@ type Items struct {
 	db       *DB
 	items    *Table[Item]
 	counters *Table[CounterEntry]
+	pub      *counterPublisher
 	node     cluster.NodeID
 	nodeU64  uint64
 	isNode   func(cluster.NodeID) bool
@@ -77,7 +78,12 @@ func NewItems(db *DB, cfg ItemsConfig) (*Items, error) {
 	if s.counters, err = NewTable[CounterEntry](db, counterSchema{}); err != nil {
 		return nil, err
 	}
-	if s.items, err = NewTable[Item](db, itemSchema{counters: s.counters, node: cfg.Node, now: s.now}); err != nil {
+	s.pub = newCounterPublisher(db, s.counters, s.log)
+	if s.items, err = NewTable[Item](db, itemSchema{pub: s.pub, node: cfg.Node, now: s.now}); err != nil {
+		return nil, err
+	}
+	// local counters whose publication a crash interrupted
+	if err := s.pub.markAllDirty(); err != nil {
 		return nil, err
 	}
 	v, err := db.GetLocal(lastTimeKey)
@@ -89,6 +95,13 @@ func NewItems(db *DB, cfg ItemsConfig) (*Items, error) {
 	}
 	return s, nil
 }
+
+// Start launches the background publication of index counters.
+func (s *Items) Start() { s.pub.start() }
+
+// Close stops the background work, publishing what is pending. It is safe
+// to call twice, and before Start.
+func (s *Items) Close() error { return s.pub.close() }
 
 // Table returns the item table (for replication and tests).
 func (s *Items) Table() *Table[Item] { return s.items }
@@ -404,6 +417,11 @@ type IndexEntry struct {
 // least one non-deleted item, with their counters (k2v-api.md §7, §11), at
 // most MaxPageItems of them.
 func (s *Items) ReadIndex(ctx context.Context, bucket BucketID, r Range) ([]IndexEntry, Page, error) {
+	// This node's own changes are visible at once; other nodes' arrive as
+	// they publish them (the index is eventually consistent).
+	if err := s.pub.flush(); err != nil {
+		return nil, Page{}, fmt.Errorf("read index: %w", err)
+	}
 	var out []IndexEntry
 	accept := func(e *CounterEntry) bool { return e.aggregate(s.isNode) != Counts{} }
 	page, err := walkRange(s.counters, bucket[:], r, MaxPageItems, accept, func(_ []byte, e *CounterEntry) bool {

@@ -476,3 +476,49 @@ func FuzzParseSeenMarker(f *testing.F) {
 		}
 	})
 }
+
+// Index counters reach the counter table in the background, and a crash
+// before their publication loses nothing: local counters are republished
+// at the next start.
+func TestCounterPublication(t *testing.T) {
+	fs := NewMemFS()
+	ts := openTestStore(t, fs)
+	b := BucketID{1}
+	ts.items.Start()
+	ts.put(t, b, "pk", "a", "xyz")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e, err := ts.items.counters.Get(b[:], []byte("pk"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e != nil && e.aggregate(ts.items.isNode) == (Counts{1, 0, 1, 3}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counter not published in the background: %+v", e)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := ts.items.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts.db.Close()
+
+	// a write whose counter is never published before the "crash"
+	ts2 := openTestStore(t, fs)
+	ts2.put(t, b, "pk", "b", "12")
+	if e, _ := ts2.items.counters.Get(b[:], []byte("pk")); e.aggregate(ts2.items.isNode) != (Counts{1, 0, 1, 3}) {
+		t.Fatalf("counter published synchronously: %+v", e)
+	}
+	ts2.db.Close() // no Items.Close: pending publications are lost
+
+	ts3 := openTestStore(t, fs)
+	entries, _, err := ts3.items.ReadIndex(ctx, b, Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Counts != (Counts{2, 0, 2, 5}) {
+		t.Errorf("index after restart = %+v, want pk with 2 entries, 5 bytes", entries)
+	}
+}

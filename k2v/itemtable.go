@@ -7,12 +7,13 @@ import (
 	"github.com/grangeio/grange/cluster"
 )
 
-// itemSchema is the schema of the K2V item table. Its Updated hook keeps the
-// partition index counters (k2v-api.md §11) in the same batch as the item.
+// itemSchema is the schema of the K2V item table. Its Updated hook keeps
+// this node's partition index counters (k2v-api.md §11) in the same batch
+// as the item, and marks them for publication to the counter table.
 type itemSchema struct {
-	counters *Table[CounterEntry]
-	node     cluster.NodeID
-	now      func() time.Time
+	pub  *counterPublisher
+	node cluster.NodeID
+	now  func() time.Time
 }
 
 func (itemSchema) Name() string { return "k2v_item" }
@@ -58,16 +59,19 @@ func localCounterKey(bucket BucketID, pk string) []byte {
 
 func (s itemSchema) addLocalCounts(b *Batch, bucket BucketID, pk string, delta Counts) error {
 	key := localCounterKey(bucket, pk)
-	old, err := b.GetLocal(key)
-	if err != nil {
-		return err
-	}
-	var slot CounterSlot
-	if old != nil {
-		if slot, err = decodeCounterSlot(old); err != nil {
+	slot, cached := s.pub.cached(string(key))
+	if !cached {
+		old, err := b.GetLocal(key)
+		if err != nil {
 			return err
 		}
+		if old != nil {
+			if slot, err = decodeCounterSlot(old); err != nil {
+				return err
+			}
+		}
 	}
+	prevSlot := slot
 	slot.Node = s.node
 	slot.Counts = slot.Counts.add(delta, 1)
 	// Slots are last-writer-wins by time: never reuse or go below the
@@ -76,10 +80,19 @@ func (s itemSchema) addLocalCounts(b *Batch, bucket BucketID, pk string, delta C
 	if err := b.SetLocal(key, slot.appendBinary(nil)); err != nil {
 		return err
 	}
-	// Single-node placement: the counter entry's partition is stored here,
-	// so the slot is merged in the same batch. With replication the slot is
-	// sent to the counter partition's replicas instead.
-	return s.counters.MergeIn(b, &CounterEntry{Bucket: bucket, Partition: pk, Slots: []CounterSlot{slot}})
+	s.pub.cache(string(key), slot)
+	b.onAbort(func() {
+		if cached {
+			s.pub.cache(string(key), prevSlot)
+		} else {
+			s.pub.uncache(string(key))
+		}
+	})
+	// Publishing the slot into the counter table is asynchronous and
+	// coalesced (see counterPublisher): the local counter above is the
+	// durable truth it is derived from.
+	s.pub.markDirty(bucket, pk)
+	return nil
 }
 
 // CounterEntry is the counter table's entry for one (bucket, partition key):

@@ -301,8 +301,10 @@ func (n *Node) writeAdminTokenFile(addr string) error {
 	return os.Rename(tmp, path)
 }
 
-// Start binds the configured listeners and serves the APIs.
+// Start launches the background work, binds the configured listeners and
+// serves the APIs.
 func (n *Node) Start() error {
+	n.items.Start()
 	if n.cfg.K2VAddr != "" {
 		srv := k2vhttp.New(k2vhttp.Config{
 			Region:       n.cfg.Region,
@@ -374,7 +376,7 @@ func (n *Node) stopServers(ctx context.Context) error {
 func (n *Node) Close(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
-		err = errors.Join(n.stopServers(ctx), n.db.Close())
+		err = errors.Join(n.stopServers(ctx), n.items.Close(), n.db.Close())
 	})
 	return err
 }
