@@ -52,19 +52,18 @@ func (c *call) preflight() error {
 
 // addCORSHeaders adds the CORS headers of the matching rule of the bucket
 // to the response of a GET or POST that carries an Origin header.
-func (c *call) addCORSHeaders() error {
+func (c *call) addCORSHeaders() {
 	method := string(c.rc.Method())
 	if method != "GET" && method != "POST" {
-		return nil
+		return
 	}
 	origin := string(c.rc.Request.Header.Peek("Origin"))
 	if origin == "" || len(c.bucket.CORS.Value) == 0 {
-		return nil
+		return
 	}
 	if rule := k2v.CORSMatch(c.bucket.CORS.Value, origin, method, nil); rule != nil {
 		c.setCORSHeaders(rule, origin, nil)
 	}
-	return nil
 }
 
 func (c *call) setCORSHeaders(rule *k2v.CORSRule, origin string, requested []string) {

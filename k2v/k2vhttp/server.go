@@ -180,9 +180,7 @@ func (c *call) serve(rawPath, rawQuery string) error {
 	if (req.Endpoint.readOnly() && !perm.Read) || (!req.Endpoint.readOnly() && !perm.Write) {
 		return &apiError{status: 403, code: "AccessDenied", msg: "Operation is not allowed for this key."}
 	}
-	if err := c.addCORSHeaders(); err != nil {
-		return err
-	}
+	c.addCORSHeaders()
 	timeout := requestTimeout
 	if req.Endpoint == PollItem || req.Endpoint == PollRange {
 		timeout += maxPollTimeout * time.Second

@@ -149,21 +149,11 @@ func appendCanonicalQuery(dst []byte, raw string, presigned bool, s *scratch) ([
 }
 
 // appendReencoded form-decodes one raw query component and appends it
-// URI-encoded, in one pass. A '%' that does not start a valid escape is a
-// literal '%', as in the K2V router and the reference (and as clients that
-// encode it as %25 sign it).
+// URI-encoded, in one pass.
 func appendReencoded(dst []byte, raw string) ([]byte, error) {
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch c {
-		case '+':
-			c = ' '
-		case '%':
-			if d, ok := unescapeAt(raw, i); ok {
-				c = d
-				i += 2
-			}
-		}
+	for i := 0; i < len(raw); {
+		c, n := formByteAt(raw, i)
+		i += n
 		if unreserved[c] {
 			dst = append(dst, c)
 		} else {
@@ -171,6 +161,22 @@ func appendReencoded(dst []byte, raw string) ([]byte, error) {
 		}
 	}
 	return dst, nil
+}
+
+// formByteAt decodes the form-encoded byte at s[i] and says how many input
+// bytes it took: '+' is a space, %XX an escape, and a '%' that starts no
+// valid escape a literal '%' (as in the K2V router and the reference, and
+// as clients that encode it as %25 sign it).
+func formByteAt(s string, i int) (c byte, n int) {
+	switch s[i] {
+	case '+':
+		return ' ', 1
+	case '%':
+		if d, ok := unescapeAt(s, i); ok {
+			return d, 3
+		}
+	}
+	return s[i], 1
 }
 
 // unescapeAt decodes the %XX escape at s[i].
@@ -190,18 +196,10 @@ func queryUnescape(s string) (string, error) {
 		return s, nil
 	}
 	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch c {
-		case '+':
-			c = ' '
-		case '%':
-			if d, ok := unescapeAt(s, i); ok {
-				c = d
-				i += 2
-			}
-		}
+	for i := 0; i < len(s); {
+		c, n := formByteAt(s, i)
 		b = append(b, c)
+		i += n
 	}
 	return string(b), nil
 }

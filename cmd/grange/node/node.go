@@ -396,9 +396,6 @@ func (n *Node) AdminToken() string { return n.adminToken }
 // Catalog returns the node's bucket and key catalog.
 func (n *Node) Catalog() *k2v.Catalog { return n.catalog }
 
-// Items returns the node's K2V item store.
-func (n *Node) Items() *k2v.Items { return n.items }
-
 // Region returns the configured region.
 func (n *Node) Region() string { return n.cfg.Region }
 
