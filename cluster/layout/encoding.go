@@ -4,36 +4,48 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 )
 
-// formatV1 is the first byte of an encoded layout. Frozen: version,
-// replication factor, the roles sorted by node ID, then for each partition
-// its replica count and the indexes of its nodes in the role list.
-const formatV1 = 1
+// The first byte of every encoding says what follows. The formats are
+// frozen: a change is a new format byte, and decoding keeps accepting the
+// old ones, since nodes persist these bytes.
+const (
+	// formatLayoutV1 is a single layout as the first version wrote it:
+	// version, replication factor, the roles sorted by node ID (ID, zone,
+	// capacity, tags), then for each partition its replica count and the
+	// indexes of its nodes in the role list.
+	formatLayoutV1 = 1
+	// formatLayoutV2 is a single layout: as V1 with, after the replication
+	// factor, the effective zone redundancy, the zone redundancy asked
+	// for and the partition size.
+	formatLayoutV2 = 2
+	// formatHistoryV1 is a history: the active versions and the retired
+	// ones (each a count, then V2 layouts without format byte), the Ack,
+	// Sync and SyncAck trackers (each a count, then node ID and version
+	// sorted by ID), then the staging: stamp, parameters stamp, zone
+	// redundancy, and a count of staged roles sorted by ID, each the ID, its
+	// stamp, 0 for a removal or 1 followed by the role as in a layout.
+	formatHistoryV1 = 3
+)
 
 // Encode appends the binary form of l to dst.
 func (l *Layout) Encode(dst []byte) []byte {
-	ids := make([]NodeID, 0, len(l.Roles))
-	for id := range l.Roles {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b NodeID) int { return strings.Compare(string(a[:]), string(b[:])) })
+	return l.appendBody(append(dst, formatLayoutV2))
+}
+
+func (l *Layout) appendBody(dst []byte) []byte {
+	ids := sortedIDs(l.Roles)
 	index := make(map[NodeID]int, len(ids))
-	dst = append(dst, formatV1)
 	dst = binary.AppendUvarint(dst, l.Version)
 	dst = binary.AppendUvarint(dst, uint64(l.ReplicationFactor))
+	dst = binary.AppendUvarint(dst, uint64(l.ZoneRedundancy))
+	dst = binary.AppendUvarint(dst, uint64(l.Parameters.ZoneRedundancy))
+	dst = binary.AppendUvarint(dst, l.PartitionSize)
 	dst = binary.AppendUvarint(dst, uint64(len(ids)))
 	for i, id := range ids {
 		index[id] = i
-		r := l.Roles[id]
 		dst = append(dst, id[:]...)
-		dst = appendString(dst, r.Zone)
-		dst = binary.AppendUvarint(dst, r.CapacityBytes)
-		dst = binary.AppendUvarint(dst, uint64(len(r.Tags)))
-		for _, t := range r.Tags {
-			dst = appendString(dst, t)
-		}
+		dst = appendRole(dst, l.Roles[id])
 	}
 	for p := range l.replicas {
 		dst = binary.AppendUvarint(dst, uint64(len(l.replicas[p])))
@@ -44,14 +56,67 @@ func (l *Layout) Encode(dst []byte) []byte {
 	return dst
 }
 
+func appendRole(dst []byte, r Role) []byte {
+	dst = appendString(dst, r.Zone)
+	dst = binary.AppendUvarint(dst, r.CapacityBytes)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Tags)))
+	for _, t := range r.Tags {
+		dst = appendString(dst, t)
+	}
+	return dst
+}
+
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }
 
+// Encode appends the binary form of h to dst. Equal histories encode
+// alike, so the encoding can be hashed to compare histories.
+func (h *History) Encode(dst []byte) []byte {
+	dst = append(dst, formatHistoryV1)
+	for _, ls := range [][]*Layout{h.Versions, h.OldVersions} {
+		dst = binary.AppendUvarint(dst, uint64(len(ls)))
+		for _, l := range ls {
+			dst = l.appendBody(dst)
+		}
+	}
+	for _, t := range []map[NodeID]uint64{h.Trackers.Ack, h.Trackers.Sync, h.Trackers.SyncAck} {
+		dst = binary.AppendUvarint(dst, uint64(len(t)))
+		for _, id := range sortedIDs(t) {
+			dst = append(dst, id[:]...)
+			dst = binary.AppendUvarint(dst, t[id])
+		}
+	}
+	s := &h.Staging
+	dst = binary.AppendUvarint(dst, s.Stamp)
+	dst = binary.AppendUvarint(dst, s.ParamStamp)
+	dst = binary.AppendUvarint(dst, uint64(s.Parameters.ZoneRedundancy))
+	dst = binary.AppendUvarint(dst, uint64(len(s.Roles)))
+	for _, id := range sortedIDs(s.Roles) {
+		sr := s.Roles[id]
+		dst = append(dst, id[:]...)
+		dst = binary.AppendUvarint(dst, sr.Stamp)
+		if sr.Role == nil {
+			dst = append(dst, 0)
+		} else {
+			dst = appendRole(append(dst, 1), *sr.Role)
+		}
+	}
+	return dst
+}
+
+// decoder reads the formats above; the first error sticks, and every
+// length is checked against the bytes left before anything is allocated.
 type decoder struct {
 	b   []byte
 	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -60,11 +125,31 @@ func (d *decoder) uvarint() uint64 {
 	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.err = fmt.Errorf("%w: truncated integer", ErrInvalid)
+		d.fail("truncated integer")
 		return 0
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+// small reads an integer that must not exceed limit.
+func (d *decoder) small(what string, limit int) int {
+	v := d.uvarint()
+	if v > uint64(limit) {
+		d.fail("%s %d exceeds %d", what, v, limit)
+		return 0
+	}
+	return int(v)
+}
+
+// count reads a number of items of at least minSize bytes each.
+func (d *decoder) count(what string, minSize int) int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)/minSize) {
+		d.fail("%d %s in %d bytes", v, what, len(d.b))
+		return 0
+	}
+	return int(v)
 }
 
 func (d *decoder) bytes(n uint64) []byte {
@@ -72,7 +157,7 @@ func (d *decoder) bytes(n uint64) []byte {
 		return nil
 	}
 	if n > uint64(len(d.b)) {
-		d.err = fmt.Errorf("%w: truncated", ErrInvalid)
+		d.fail("truncated")
 		return nil
 	}
 	v := d.b[:n]
@@ -80,51 +165,249 @@ func (d *decoder) bytes(n uint64) []byte {
 	return v
 }
 
+func (d *decoder) byte() byte {
+	if b := d.bytes(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
 func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }
 
-// Decode parses the output of Encode.
-func Decode(b []byte) (*Layout, error) {
-	if len(b) == 0 || b[0] != formatV1 {
-		return nil, fmt.Errorf("%w: unknown format", ErrInvalid)
+func (d *decoder) id() NodeID {
+	var id NodeID
+	copy(id[:], d.bytes(32))
+	return id
+}
+
+// ids reads count node IDs through read, requiring them strictly ascending
+// so that an encoding is canonical.
+func (d *decoder) ids(n int, read func(id NodeID)) {
+	var prev NodeID
+	for i := range n {
+		id := d.id()
+		if d.err != nil {
+			return
+		}
+		if i > 0 && compareIDs(prev, id) >= 0 {
+			d.fail("node IDs out of order")
+			return
+		}
+		prev = id
+		read(id)
 	}
-	d := &decoder{b: b[1:]}
-	l := &Layout{Version: d.uvarint(), ReplicationFactor: int(d.uvarint())}
-	n := d.uvarint()
-	if n > uint64(len(d.b))/32 {
-		return nil, fmt.Errorf("%w: %d roles", ErrInvalid, n)
+}
+
+func (d *decoder) role() Role {
+	r := Role{Zone: d.string(), CapacityBytes: d.uvarint()}
+	nt := d.count("tags", 1)
+	for range nt {
+		r.Tags = append(r.Tags, d.string())
 	}
-	ids := make([]NodeID, n)
+	return r
+}
+
+func (d *decoder) end() {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+}
+
+// layout reads a layout body in format formatLayoutV1 or formatLayoutV2.
+func (d *decoder) layout(format byte) *Layout {
+	l := &Layout{Version: d.uvarint()}
+	l.ReplicationFactor = d.small("replication factor", MaxReplicationFactor)
+	if format == formatLayoutV2 {
+		l.ZoneRedundancy = d.small("zone redundancy", l.ReplicationFactor)
+		l.Parameters.ZoneRedundancy = d.small("zone redundancy", l.ReplicationFactor)
+		l.PartitionSize = d.uvarint()
+	}
+	if d.err == nil && l.ReplicationFactor == 0 {
+		d.fail("replication factor 0")
+	}
+	n := d.count("roles", 32+3)
+	ids := make([]NodeID, 0, n)
 	l.Roles = make(map[NodeID]Role, n)
-	for i := range ids {
-		copy(ids[i][:], d.bytes(32))
-		r := Role{Zone: d.string(), CapacityBytes: d.uvarint()}
-		nt := d.uvarint()
-		if nt > uint64(len(d.b)) {
-			return nil, fmt.Errorf("%w: %d tags", ErrInvalid, nt)
-		}
-		for range nt {
-			r.Tags = append(r.Tags, d.string())
-		}
-		l.Roles[ids[i]] = r
-	}
+	d.ids(n, func(id NodeID) {
+		ids = append(ids, id)
+		l.Roles[id] = d.role()
+	})
+	assigned := false
 	for p := range l.replicas {
 		nr := d.uvarint()
-		if nr > n {
-			return nil, fmt.Errorf("%w: partition %d has %d replicas", ErrInvalid, p, nr)
+		if d.err != nil {
+			return nil
+		}
+		if p == 0 {
+			assigned = nr > 0
+		}
+		if assigned && nr != uint64(l.ReplicationFactor) || !assigned && nr != 0 {
+			d.fail("partition %d has %d replicas, want %d", p, nr, l.ReplicationFactor)
+			return nil
 		}
 		for range nr {
 			j := d.uvarint()
-			if j >= n {
-				return nil, fmt.Errorf("%w: partition %d: node index %d", ErrInvalid, p, j)
+			if j >= uint64(len(ids)) {
+				d.fail("partition %d: node index %d of %d", p, j, len(ids))
+				return nil
+			}
+			if slices.Contains(l.replicas[p], ids[j]) {
+				d.fail("partition %d: node %s twice", p, ids[j].Short())
+				return nil
 			}
 			l.replicas[p] = append(l.replicas[p], ids[j])
 		}
+		slices.SortFunc(l.replicas[p], compareIDs)
 	}
+	if d.err != nil {
+		return nil
+	}
+	if format == formatLayoutV1 && assigned {
+		l.deriveV1()
+	}
+	return l
+}
+
+// deriveV1 fills the fields format V1 lacks from the assignment: the zone
+// redundancy it achieves, and the largest partition size its nodes hold
+// (Garage's migration of its v0.8 layouts).
+func (l *Layout) deriveV1() {
+	l.ZoneRedundancy = l.ReplicationFactor
+	for _, rs := range l.replicas {
+		var zs []string
+		for _, id := range rs {
+			zs = append(zs, l.Roles[id].Zone)
+		}
+		slices.Sort(zs)
+		l.ZoneRedundancy = min(l.ZoneRedundancy, len(slices.Compact(zs)))
+	}
+	l.PartitionSize = 0
+	for i, id := range l.Nodes() {
+		if n := l.Partitions(id); n > 0 {
+			s := l.Roles[id].CapacityBytes / uint64(n)
+			if i == 0 || s < l.PartitionSize {
+				l.PartitionSize = s
+			}
+		}
+	}
+}
+
+// Decode parses the output of Encode, or a layout in the first format.
+// It returns an error wrapping ErrInvalid for any other input.
+func Decode(b []byte) (*Layout, error) {
+	if len(b) == 0 || b[0] != formatLayoutV1 && b[0] != formatLayoutV2 {
+		return nil, fmt.Errorf("%w: unknown layout format", ErrInvalid)
+	}
+	d := &decoder{b: b[1:]}
+	l := d.layout(b[0])
+	d.end()
 	if d.err != nil {
 		return nil, d.err
 	}
-	if len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalid, len(d.b))
-	}
 	return l, nil
+}
+
+// DecodeHistory parses the output of History.Encode. It also accepts a
+// single layout encoded by Layout.Encode, in any format a version of this
+// package wrote, and returns HistoryFrom of it: nodes persisted a single
+// layout before histories existed. It returns an error wrapping ErrInvalid
+// for any other input, and checks the invariants of a history: versions
+// consecutive, retired ones older, one replication factor, staged roles
+// valid.
+func DecodeHistory(b []byte) (*History, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty history", ErrInvalid)
+	}
+	switch b[0] {
+	case formatLayoutV1, formatLayoutV2:
+		l, err := Decode(b)
+		if err != nil {
+			return nil, err
+		}
+		return HistoryFrom(l), nil
+	case formatHistoryV1:
+	default:
+		return nil, fmt.Errorf("%w: unknown history format %d", ErrInvalid, b[0])
+	}
+	d := &decoder{b: b[1:]}
+	h := &History{Trackers: newTrackers(), Staging: Staging{Roles: map[NodeID]StagedRole{}}}
+	const minLayout = 6 + NumPartitions
+	if n := d.count("versions", minLayout); n == 0 {
+		d.fail("no version")
+	} else {
+		for range n {
+			h.Versions = append(h.Versions, d.layout(formatLayoutV2))
+		}
+	}
+	for range d.count("old versions", minLayout) {
+		h.OldVersions = append(h.OldVersions, d.layout(formatLayoutV2))
+	}
+	for _, t := range []map[NodeID]uint64{h.Trackers.Ack, h.Trackers.Sync, h.Trackers.SyncAck} {
+		d.ids(d.count("trackers", 33), func(id NodeID) { t[id] = d.uvarint() })
+	}
+	s := &h.Staging
+	s.Stamp = d.uvarint()
+	s.ParamStamp = d.uvarint()
+	s.Parameters.ZoneRedundancy = d.small("zone redundancy", MaxReplicationFactor)
+	d.ids(d.count("staged roles", 34), func(id NodeID) {
+		sr := StagedRole{Stamp: d.uvarint()}
+		switch d.byte() {
+		case 0:
+		case 1:
+			r := d.role()
+			sr.Role = &r
+			if err := validateRole(&r); err != nil && d.err == nil {
+				d.err = err
+			}
+		default:
+			d.fail("staged role flag")
+		}
+		s.Roles[id] = sr
+	})
+	d.end()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if err := h.check(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// check verifies the invariants of a decoded history.
+func (h *History) check() error {
+	rf := h.Versions[0].ReplicationFactor
+	for i, l := range h.Versions {
+		if i > 0 && l.Version != h.Versions[i-1].Version+1 {
+			return fmt.Errorf("%w: active versions %d and %d are not consecutive", ErrInvalid, h.Versions[i-1].Version, l.Version)
+		}
+	}
+	if len(h.OldVersions) > maxOldVersions {
+		return fmt.Errorf("%w: %d old versions", ErrInvalid, len(h.OldVersions))
+	}
+	for i, l := range h.OldVersions {
+		next := h.Versions[0].Version
+		if i+1 < len(h.OldVersions) {
+			next = h.OldVersions[i+1].Version
+		}
+		if l.Version >= next {
+			return fmt.Errorf("%w: old version %d is not before version %d", ErrInvalid, l.Version, next)
+		}
+	}
+	for _, ls := range [][]*Layout{h.Versions, h.OldVersions} {
+		for _, l := range ls {
+			if l.ReplicationFactor != rf {
+				return fmt.Errorf("%w: version %d has replication factor %d, not %d", ErrInvalid, l.Version, l.ReplicationFactor, rf)
+			}
+		}
+	}
+	if h.Staging.Parameters.ZoneRedundancy > rf {
+		return fmt.Errorf("%w: staged zone redundancy %d exceeds the replication factor %d", ErrInvalid, h.Staging.Parameters.ZoneRedundancy, rf)
+	}
+	for id := range h.Staging.Roles {
+		if id.IsZero() {
+			return fmt.Errorf("%w: staged role for the zero node id", ErrInvalid)
+		}
+	}
+	return nil
 }
