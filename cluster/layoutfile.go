@@ -10,12 +10,14 @@ import (
 	"github.com/grangeio/grange/cluster/layout"
 )
 
-// layoutFile is the name of the persisted layout in the metadata directory.
+// layoutFile is the name of the persisted layout history in the metadata
+// directory.
 const layoutFile = "cluster_layout"
 
-// LoadLayout reads the layout persisted in dir. It returns (nil, nil) when
-// no layout was ever saved there.
-func LoadLayout(dir string) (*layout.Layout, error) {
+// LoadHistory reads the layout history persisted in dir (a file written by
+// an older version holding a single layout is read as a history of one
+// version). It returns (nil, nil) when no layout was ever saved there.
+func LoadHistory(dir string) (*layout.History, error) {
 	b, err := os.ReadFile(filepath.Join(dir, layoutFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -23,16 +25,16 @@ func LoadLayout(dir string) (*layout.Layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: load layout: %w", err)
 	}
-	l, err := layout.Decode(b)
+	h, err := layout.DecodeHistory(b)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: load layout %s: %w", filepath.Join(dir, layoutFile), err)
 	}
-	return l, nil
+	return h, nil
 }
 
-// SaveLayout persists l in dir atomically.
-func SaveLayout(dir string, l *layout.Layout) error {
-	if err := writeFileAtomic(filepath.Join(dir, layoutFile), l.Encode(nil), 0o600); err != nil {
+// SaveHistory persists h in dir atomically.
+func SaveHistory(dir string, h *layout.History) error {
+	if err := writeFileAtomic(filepath.Join(dir, layoutFile), h.Encode(nil), 0o600); err != nil {
 		return fmt.Errorf("cluster: save layout: %w", err)
 	}
 	return nil

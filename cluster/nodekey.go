@@ -56,33 +56,38 @@ const nodeKeyFile = "node_key"
 // on first start. A key file readable by group or others is refused, since
 // whoever reads it can impersonate the node.
 func LoadOrCreateNodeKey(dir string) (NodeKey, error) {
+	k, err := ReadNodeKey(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, err
+	}
+	if k, err = GenerateNodeKey(); err != nil {
+		return NodeKey{}, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, nodeKeyFile), k.priv.Bytes(), 0o600); err != nil {
+		return NodeKey{}, fmt.Errorf("cluster: save node key: %w", err)
+	}
+	return k, nil
+}
+
+// ReadNodeKey reads the node key from dir without ever creating one; the
+// error wraps fs.ErrNotExist when there is none.
+func ReadNodeKey(dir string) (NodeKey, error) {
 	path := filepath.Join(dir, nodeKeyFile)
 	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		st, err := os.Stat(path)
-		if err != nil {
-			return NodeKey{}, fmt.Errorf("cluster: node key: %w", err)
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			return NodeKey{}, fmt.Errorf("cluster: node key %s has mode %v: it must not be readable by group or others (chmod 600)", path, st.Mode().Perm())
-		}
-		if len(b) != 32 {
-			return NodeKey{}, fmt.Errorf("cluster: node key %s: %d bytes, want 32", path, len(b))
-		}
-		return NodeKeyFromBytes(b)
-	case errors.Is(err, fs.ErrNotExist):
-		k, err := GenerateNodeKey()
-		if err != nil {
-			return NodeKey{}, err
-		}
-		if err := writeFileAtomic(path, k.priv.Bytes(), 0o600); err != nil {
-			return NodeKey{}, fmt.Errorf("cluster: save node key: %w", err)
-		}
-		return k, nil
-	default:
+	if err != nil {
 		return NodeKey{}, fmt.Errorf("cluster: node key: %w", err)
 	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return NodeKey{}, fmt.Errorf("cluster: node key: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return NodeKey{}, fmt.Errorf("cluster: node key %s has mode %v: it must not be readable by group or others (chmod 600)", path, st.Mode().Perm())
+	}
+	if len(b) != 32 {
+		return NodeKey{}, fmt.Errorf("cluster: node key %s: %d bytes, want 32", path, len(b))
+	}
+	return NodeKeyFromBytes(b)
 }
 
 // writeFileAtomic writes data to a temporary file, syncs it and renames it

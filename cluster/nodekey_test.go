@@ -35,17 +35,26 @@ func TestNodeKeyPersists(t *testing.T) {
 
 func TestLayoutFile(t *testing.T) {
 	dir := t.TempDir()
-	if l, err := LoadLayout(dir); l != nil || err != nil {
-		t.Fatalf("LoadLayout of an empty dir = %v, %v", l, err)
+	if h, err := LoadHistory(dir); h != nil || err != nil {
+		t.Fatalf("LoadHistory of an empty dir = %v, %v", h, err)
 	}
 	k, _ := GenerateNodeKey()
 	l := layoutSingle(k.ID())
-	if err := SaveLayout(dir, l); err != nil {
+	if err := SaveHistory(dir, layoutpkg.HistoryFrom(l)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadLayout(dir)
-	if err != nil || got.Version != 1 || !got.IsStorageNode(k.ID()) {
-		t.Fatalf("LoadLayout = %+v, %v", got, err)
+	got, err := LoadHistory(dir)
+	if err != nil || got.Current().Version != 1 || !got.Current().IsStorageNode(k.ID()) {
+		t.Fatalf("LoadHistory = %+v, %v", got, err)
+	}
+	// A file written by the single-layout format of earlier versions reads
+	// as a history of that one version.
+	if err := writeFileAtomic(filepath.Join(dir, layoutFile), l.Encode(nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err = LoadHistory(dir)
+	if err != nil || got.Current().Version != 1 || !got.Current().IsStorageNode(k.ID()) {
+		t.Fatalf("LoadHistory of the old format = %+v, %v", got, err)
 	}
 }
 
