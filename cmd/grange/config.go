@@ -201,6 +201,9 @@ func (c *Config) validate() error {
 			return errors.New("config: rpc_secret must be 32 bytes in hex (64 hex digits; `openssl rand -hex 32` makes one)")
 		}
 	}
+	if len(c.BootstrapPeers) > 0 && c.RPCSecret == "" && c.RPCSecretFile == "" {
+		return errors.New("config: bootstrap_peers needs rpc_secret or rpc_secret_file: nodes only talk to nodes that share the cluster secret")
+	}
 	for _, p := range c.BootstrapPeers {
 		id, addr, ok := strings.Cut(p, "@")
 		if !ok || len(id) != 64 {
@@ -234,6 +237,31 @@ func (c *Config) adminToken() (string, error) {
 		return c.Admin.AdminToken, nil
 	}
 	return readSecretFile(c.Admin.AdminTokenFile)
+}
+
+// rpcSecret returns the cluster secret from rpc_secret or rpc_secret_file;
+// the zero value when neither is set (RPC disabled).
+func (c *Config) rpcSecret() ([32]byte, error) {
+	var secret [32]byte
+	s := c.RPCSecret
+	if c.RPCSecretFile != "" {
+		var err error
+		if s, err = readSecretFile(c.RPCSecretFile); err != nil {
+			return secret, fmt.Errorf("rpc_secret_file: %w", err)
+		}
+	}
+	if s == "" {
+		return secret, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return secret, errors.New("rpc secret must be 32 bytes in hex (64 hex digits; `openssl rand -hex 32` makes one)")
+	}
+	copy(secret[:], b)
+	if secret == ([32]byte{}) {
+		return secret, errors.New("rpc secret is all zeros")
+	}
+	return secret, nil
 }
 
 // readSecretFile reads a secret from a file that only its owner may read.

@@ -71,7 +71,8 @@ func TestConfigErrors(t *testing.T) {
 		{"missing data_dir", "metadata_dir = \"/m\"\n", "data_dir is required"},
 		{"bad consistency mode", base + "consistency_mode = \"eventual\"\n", "consistency_mode"},
 		{"short rpc secret", base + "rpc_secret = \"abcd\"\n", "rpc_secret must be 32 bytes"},
-		{"bad bootstrap peer", base + "bootstrap_peers = [\"nodeid@host\"]\n", "bootstrap peer"},
+		{"bad bootstrap peer", base + "rpc_secret = \"" + strings.Repeat("ab", 32) + "\"\nbootstrap_peers = [\"nodeid@host\"]\n", "bootstrap peer"},
+		{"bootstrap peer without secret", base + "bootstrap_peers = [\"" + strings.Repeat("ab", 32) + "@192.0.2.1:3901\"]\n", "needs rpc_secret"},
 		{"bad bind address", base + "[k2v_api]\napi_bind_addr = \"3904\"\n", "k2v_api.api_bind_addr"},
 		{"wrong type", base + "replication_factor = \"three\"\n", "replication_factor"},
 		{"not toml", "metadata_dir = \n", "config"},
@@ -144,5 +145,33 @@ func TestDataDirUnknownKey(t *testing.T) {
 	_, err := loadConfig(writeConfig(t, "metadata_dir = \"/m\"\ndata_dir = [{ path = \"/d\", capcity = \"1T\" }]\n"))
 	if err == nil || !strings.Contains(err.Error(), "capcity") {
 		t.Errorf("unknown data_dir key: %v", err)
+	}
+}
+
+func TestRPCSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "rpc_secret")
+	hexSecret := strings.Repeat("5a", 32)
+	os.WriteFile(secretFile, []byte(hexSecret+"\n"), 0o644)
+	c, err := loadConfig(writeConfig(t, "metadata_dir = \"/m\"\ndata_dir = \"/d\"\nrpc_secret_file = \""+secretFile+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rpcSecret(); err == nil || !strings.Contains(err.Error(), "readable by other users") {
+		t.Errorf("world-readable secret file: %v", err)
+	}
+	os.Chmod(secretFile, 0o600)
+	s, err := c.rpcSecret()
+	if err != nil || s[0] != 0x5a || s[31] != 0x5a {
+		t.Errorf("rpcSecret = %x, %v", s, err)
+	}
+	os.WriteFile(secretFile, []byte("not hex"), 0o600)
+	if _, err := c.rpcSecret(); err == nil || !strings.Contains(err.Error(), "32 bytes") {
+		t.Errorf("bad secret file: %v", err)
+	}
+	// no secret: RPC disabled, not an error
+	c, _ = loadConfig(writeConfig(t, "metadata_dir = \"/m\"\ndata_dir = \"/d\"\n"))
+	if s, err := c.rpcSecret(); err != nil || s != ([32]byte{}) {
+		t.Errorf("no secret = %x, %v", s, err)
 	}
 }

@@ -2,7 +2,9 @@
 //
 //	grange server              # a single-node server in ./grange-data
 //	grange server -c FILE      # a node configured by a TOML file
-//	grange key create NAME     # operator verbs talk to a node's admin API
+//	grange status              # operator verbs talk to a node's admin API
+//	grange layout show
+//	grange key create NAME
 package main
 
 import (
@@ -41,6 +43,10 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
+		// Flags before a subcommand belong to the command they follow, as
+		// in Garage's CLI: in `grange -c FILE layout assign -c 1T`, the
+		// first -c is the configuration file, the second a capacity.
+		TraverseChildren: true,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.configFile, "config", "c", "", "configuration file (TOML)")
@@ -48,7 +54,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.adminAddr, "admin-addr", os.Getenv("GRANGE_ADMIN_ADDR"), "admin API address of the node to manage (env GRANGE_ADMIN_ADDR)")
 	pf.StringVar(&g.adminToken, "admin-token", "", "admin API token (env GRANGE_ADMIN_TOKEN)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("GRANGE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env GRANGE_LOG_LEVEL)")
-	root.AddCommand(newServerCommand(g), newKeyCommand(g), newBucketCommand(g), newBenchCommand(g))
+	root.AddCommand(newServerCommand(g), newStatusCommand(g), newNodeCommand(g), newLayoutCommand(g), newKeyCommand(g), newBucketCommand(g), newBenchCommand(g))
 	return root
 }
 

@@ -74,7 +74,16 @@ func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
 	if err != nil {
 		return node.Config{}, nil, fmt.Errorf("admin token: %w", err)
 	}
+	secret, err := c.rpcSecret()
+	if err != nil {
+		return node.Config{}, nil, err
+	}
 	nc := node.Config{
+		Version:           version,
+		RPCSecret:         secret,
+		RPCBindAddr:       c.RPCBindAddr,
+		RPCPublicAddr:     c.RPCPublicAddr,
+		BootstrapPeers:    c.BootstrapPeers,
 		MetadataDir:       c.MetadataDir,
 		DataDir:           c.DataDir[0].Path,
 		NoMetadataFsync:   !*c.MetadataFsync,
@@ -159,7 +168,18 @@ func printBanner(w io.Writer, n *node.Node, c *Config, g *globals) {
 	if a := n.AdminAddr(); a != "" {
 		fmt.Fprintf(w, "  admin API  http://%s\n", reachable(a))
 	}
-	fmt.Fprintln(w, "  S3 API, web endpoint and cluster RPC: not available in this version (single node, K2V only)")
+	if cl := n.Cluster(); cl.RPCEnabled() {
+		fmt.Fprintf(w, "  cluster    RPC on %s, public address %s\n", cl.ListenAddr(), orDefault(cl.PublicAddr(), "unknown (set rpc_public_addr)"))
+		fmt.Fprintf(w, "  node       %s@%s\n", n.ID(), orDefault(cl.PublicAddr(), "?"))
+		if l := cl.Layout(); l.Version == 0 {
+			fmt.Fprintln(w, "  layout     none yet: connect the nodes (grange node connect) and assign roles (grange layout assign)")
+		} else {
+			fmt.Fprintf(w, "  layout     version %d, %d storage nodes\n", l.Version, len(l.StorageNodes()))
+		}
+	} else {
+		fmt.Fprintln(w, "  cluster    RPC disabled (no rpc_secret): this node runs alone")
+	}
+	fmt.Fprintln(w, "  S3 API and web endpoint: not available in this version; K2V data is not yet replicated between nodes")
 	fmt.Fprintf(w, "  metadata   %s\n", c.MetadataDir)
 	if cr := n.FirstStart; cr != nil {
 		cli := "grange"

@@ -46,6 +46,26 @@ type Config struct {
 	// Zone of this node in a single-node layout; "" means "dc1".
 	Zone string
 
+	// RPCSecret is the cluster secret (rpc_secret); the zero value disables
+	// RPC: the node then runs alone.
+	RPCSecret [32]byte
+	// RPCBindAddr is where RPC listens; "" means "[::]:3901".
+	RPCBindAddr string
+	// RPCPublicAddr is the address other nodes dial; "" means the bound
+	// address when it names a host.
+	RPCPublicAddr string
+	// BootstrapPeers are "ID@host:port" nodes to connect to at start.
+	BootstrapPeers []string
+	// Network replaces TCP between nodes (tests inject faults through it).
+	Network cluster.Network
+	// Cluster tunes peering (ping interval…); its identity, secret,
+	// addresses, directory and logger come from the fields above.
+	Cluster cluster.Config
+
+	// Version is the software version the node reports; "" means the
+	// module's build information.
+	Version string
+
 	// Region is the S3 and K2V region; "" means "garage".
 	Region string
 	// K2VAddr is the K2V API listen address; "" disables the K2V API.
@@ -75,7 +95,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	key     cluster.NodeKey
-	layout  *layout.Layout
+	cluster *cluster.Cluster
 	db      *k2v.DB
 	items   *k2v.Items
 	catalog *k2v.Catalog
@@ -144,7 +164,16 @@ func New(cfg Config) (n *Node, err error) {
 	if n.key, err = cluster.LoadOrCreateNodeKey(cfg.MetadataDir); err != nil {
 		return nil, err
 	}
-	if err := n.loadLayout(); err != nil {
+	if err := n.initLayout(); err != nil {
+		return nil, err
+	}
+	cc := cfg.Cluster
+	cc.MetadataDir, cc.Key, cc.Secret = cfg.MetadataDir, n.key, cfg.RPCSecret
+	cc.ReplicationFactor = cfg.ReplicationFactor
+	cc.BindAddr, cc.PublicAddr, cc.BootstrapPeers = cfg.RPCBindAddr, cfg.RPCPublicAddr, cfg.BootstrapPeers
+	cc.Network, cc.Now = cfg.Network, cfg.Now
+	cc.Logger = n.log.With("component", "cluster")
+	if n.cluster, err = cluster.New(cc); err != nil {
 		return nil, err
 	}
 
@@ -169,7 +198,7 @@ func New(cfg Config) (n *Node, err error) {
 	}()
 	n.items, err = k2v.NewItems(n.db, k2v.ItemsConfig{
 		Node:          n.key.ID(),
-		IsStorageNode: n.layout.IsStorageNode,
+		IsStorageNode: func(id cluster.NodeID) bool { return n.cluster.Layout().IsStorageNode(id) },
 		Now:           cfg.Now,
 		Logger:        n.log,
 	})
@@ -189,32 +218,22 @@ func New(cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
-// loadLayout reads the persisted layout, creating the single-node layout
-// on first start when asked to.
-func (n *Node) loadLayout() error {
-	l, err := cluster.LoadLayout(n.cfg.MetadataDir)
-	if err != nil {
+// initLayout creates the single-node layout on first start when asked
+// to. Otherwise a node without a layout starts with the empty version 0
+// and waits for the operator to assign it a role (grange layout assign).
+func (n *Node) initLayout() error {
+	h, err := cluster.LoadHistory(n.cfg.MetadataDir)
+	if err != nil || h != nil || !n.cfg.SingleNode {
 		return err
 	}
-	if l == nil && n.cfg.SingleNode {
-		if n.cfg.ReplicationFactor != 1 {
-			return fmt.Errorf("node: a single-node cluster needs replication_factor = 1, not %d", n.cfg.ReplicationFactor)
-		}
-		l = layout.SingleNode(n.key.ID(), layout.Role{Zone: n.cfg.Zone, CapacityBytes: capacityOf(n.cfg.DataDir, n.cfg.MetadataDir)})
-		if err := cluster.SaveLayout(n.cfg.MetadataDir, l); err != nil {
-			return err
-		}
-		n.log.Info("single-node layout created", "node", n.key.ID(), "zone", n.cfg.Zone)
+	if n.cfg.ReplicationFactor != 1 {
+		return fmt.Errorf("node: a single-node cluster needs replication_factor = 1, not %d", n.cfg.ReplicationFactor)
 	}
-	if l == nil {
-		// Joining a multi-node cluster needs the cluster layer (RPC,
-		// peering, layout commands), which this version does not have yet.
-		return errors.New("node: no cluster layout: this version runs single-node clusters only; start with --single-node (implied when no configuration file is given)")
+	l := layout.SingleNode(n.key.ID(), layout.Role{Zone: n.cfg.Zone, CapacityBytes: capacityOf(n.cfg.DataDir, n.cfg.MetadataDir)})
+	if err := cluster.SaveHistory(n.cfg.MetadataDir, layout.HistoryFrom(l)); err != nil {
+		return err
 	}
-	if !l.IsStorageNode(n.key.ID()) {
-		return fmt.Errorf("node: this node (%s) is not a storage node of the layout in %s", n.key.ID().Short(), n.cfg.MetadataDir)
-	}
-	n.layout = l
+	n.log.Info("single-node layout created", "node", n.key.ID(), "zone", n.cfg.Zone)
 	return nil
 }
 
@@ -304,6 +323,9 @@ func (n *Node) writeAdminTokenFile(addr string) error {
 // Start launches the background work, binds the configured listeners and
 // serves the APIs.
 func (n *Node) Start() error {
+	if err := n.cluster.Start(); err != nil {
+		return err
+	}
 	n.items.Start()
 	if n.cfg.K2VAddr != "" {
 		srv := k2vhttp.New(k2vhttp.Config{
@@ -325,7 +347,8 @@ func (n *Node) Start() error {
 			Token:   n.adminToken,
 			Region:  n.cfg.Region,
 			Catalog: n.catalog,
-			Layout:  func() *layout.Layout { return n.layout },
+			Cluster: n.cluster,
+			Version: n.cfg.Version,
 			Logger:  n.log.With("component", "admin_api"),
 		})
 		if err != nil {
@@ -376,10 +399,13 @@ func (n *Node) stopServers(ctx context.Context) error {
 func (n *Node) Close(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
-		err = errors.Join(n.stopServers(ctx), n.items.Close(), n.db.Close())
+		err = errors.Join(n.stopServers(ctx), n.items.Close(), n.cluster.Close(), n.db.Close())
 	})
 	return err
 }
+
+// Cluster returns the node's cluster layer.
+func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
 
 // ID returns the node's ID.
 func (n *Node) ID() cluster.NodeID { return n.key.ID() }

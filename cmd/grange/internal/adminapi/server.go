@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/grangeio/grange/cluster"
 	"github.com/grangeio/grange/cluster/layout"
 	"github.com/grangeio/grange/k2v"
 )
@@ -27,9 +29,12 @@ type Config struct {
 	Token   string
 	Region  string
 	Catalog *k2v.Catalog
-	// Layout returns the current cluster layout (nil: none yet).
-	Layout func() *layout.Layout
-	Logger *slog.Logger
+	// Cluster is the node's view of the cluster: peers, layout history.
+	Cluster *cluster.Cluster
+	// Version is reported as the node's software version; "" means the
+	// main module version of the build information.
+	Version string
+	Logger  *slog.Logger
 }
 
 // Server serves the admin API.
@@ -92,6 +97,12 @@ var errorTable = []struct {
 	{k2v.ErrBucketNotEmpty, "BucketNotEmpty", 409},
 	{k2v.ErrInvalidArgument, "InvalidRequest", 400},
 	{k2v.ErrAmbiguous, "InvalidRequest", 400},
+	// Layout changes the layout computation refuses: a wrong version
+	// number, nothing staged, too few nodes or zones for the replication
+	// factor and zone redundancy.
+	{layout.ErrVersionMismatch, "InvalidRequest", 400},
+	{layout.ErrNoChanges, "InvalidRequest", 400},
+	{layout.ErrInvalid, "InvalidRequest", 400},
 }
 
 type op struct {
@@ -100,21 +111,30 @@ type op struct {
 }
 
 var operations = map[string]op{
-	"GetClusterHealth":  {"GET", (*Server).getClusterHealth},
-	"ListKeys":          {"GET", (*Server).listKeys},
-	"GetKeyInfo":        {"GET", (*Server).getKeyInfo},
-	"CreateKey":         {"POST", (*Server).createKey},
-	"ImportKey":         {"POST", (*Server).importKey},
-	"UpdateKey":         {"POST", (*Server).updateKey},
-	"DeleteKey":         {"POST", (*Server).deleteKey},
-	"ListBuckets":       {"GET", (*Server).listBuckets},
-	"GetBucketInfo":     {"GET", (*Server).getBucketInfo},
-	"CreateBucket":      {"POST", (*Server).createBucket},
-	"DeleteBucket":      {"POST", (*Server).deleteBucket},
-	"AllowBucketKey":    {"POST", (*Server).allowBucketKey},
-	"DenyBucketKey":     {"POST", (*Server).denyBucketKey},
-	"AddBucketAlias":    {"POST", (*Server).addBucketAlias},
-	"RemoveBucketAlias": {"POST", (*Server).removeBucketAlias},
+	"GetClusterHealth":            {"GET", (*Server).getClusterHealth},
+	"GetClusterStatus":            {"GET", (*Server).getClusterStatus},
+	"ConnectClusterNodes":         {"POST", (*Server).connectClusterNodes},
+	"GetNodeInfo":                 {"GET", (*Server).getNodeInfo},
+	"GetClusterLayout":            {"GET", (*Server).getClusterLayout},
+	"UpdateClusterLayout":         {"POST", (*Server).updateClusterLayout},
+	"PreviewClusterLayoutChanges": {"POST", (*Server).previewClusterLayoutChanges},
+	"ApplyClusterLayout":          {"POST", (*Server).applyClusterLayout},
+	"RevertClusterLayout":         {"POST", (*Server).revertClusterLayout},
+	"GetClusterLayoutHistory":     {"GET", (*Server).getClusterLayoutHistory},
+	"ListKeys":                    {"GET", (*Server).listKeys},
+	"GetKeyInfo":                  {"GET", (*Server).getKeyInfo},
+	"CreateKey":                   {"POST", (*Server).createKey},
+	"ImportKey":                   {"POST", (*Server).importKey},
+	"UpdateKey":                   {"POST", (*Server).updateKey},
+	"DeleteKey":                   {"POST", (*Server).deleteKey},
+	"ListBuckets":                 {"GET", (*Server).listBuckets},
+	"GetBucketInfo":               {"GET", (*Server).getBucketInfo},
+	"CreateBucket":                {"POST", (*Server).createBucket},
+	"DeleteBucket":                {"POST", (*Server).deleteBucket},
+	"AllowBucketKey":              {"POST", (*Server).allowBucketKey},
+	"DenyBucketKey":               {"POST", (*Server).denyBucketKey},
+	"AddBucketAlias":              {"POST", (*Server).addBucketAlias},
+	"RemoveBucketAlias":           {"POST", (*Server).removeBucketAlias},
 }
 
 func (s *Server) handle(rc *fasthttp.RequestCtx) {
@@ -133,13 +153,13 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 		rc.SetStatusCode(200)
 		return
 	}
-	b, err := json.MarshalIndent(res, "", "  ")
+	b, err := marshal(res)
 	if err != nil {
 		s.writeError(rc, path, err)
 		return
 	}
 	rc.SetStatusCode(200)
-	rc.SetBody(append(b, '\n'))
+	rc.SetBody(b)
 }
 
 func (s *Server) dispatch(rc *fasthttp.RequestCtx, path string) (any, error) {
@@ -179,11 +199,24 @@ func (s *Server) writeError(rc *fasthttp.RequestCtx, path string, err error) {
 			s.log.Error("admin request failed", "path", path, "err", err)
 		}
 	}
-	b, _ := json.MarshalIndent(ErrorBody{Code: code, Message: msg, Region: s.cfg.Region, Path: path}, "", "  ")
+	b, _ := marshal(ErrorBody{Code: code, Message: msg, Region: s.cfg.Region, Path: path})
 	rc.Response.Reset()
 	rc.SetStatusCode(status)
 	rc.SetContentType("application/json")
-	rc.SetBody(append(b, '\n'))
+	rc.SetBody(b)
+}
+
+// marshal writes v as indented JSON and a newline, leaving <, > and &
+// as they are: messages quote "<node id>@<host:port>" forms.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // decode parses a JSON request body into v, refusing unknown fields so that
@@ -200,27 +233,15 @@ func decode(rc *fasthttp.RequestCtx, v any) error {
 func (s *Server) health(rc *fasthttp.RequestCtx) {
 	h := s.clusterHealth()
 	rc.SetContentType("text/plain; charset=utf-8")
-	if h.Status == "unavailable" {
+	switch h.Status {
+	case "unavailable":
 		rc.SetStatusCode(503)
-		rc.SetBodyString("grange is unavailable: no partition has a write quorum\n")
-		return
+		rc.SetBodyString(fmt.Sprintf("grange is unavailable: %d of %d partitions have a write quorum of their nodes up\n", h.PartitionsQuorum, h.Partitions))
+	case "degraded":
+		rc.SetStatusCode(200)
+		rc.SetBodyString(fmt.Sprintf("grange is operational, degraded: %d of %d storage nodes are up\n", h.StorageNodesOk, h.StorageNodes))
+	default:
+		rc.SetStatusCode(200)
+		rc.SetBodyString("grange is fully operational\n")
 	}
-	rc.SetStatusCode(200)
-	rc.SetBodyString("grange is fully operational\n")
 }
-
-func (s *Server) clusterHealth() *GetClusterHealthResponse {
-	h := &GetClusterHealthResponse{Status: "unavailable", KnownNodes: 1, ConnectedNodes: 1, Partitions: layout.NumPartitions}
-	l := s.cfg.Layout()
-	if l == nil {
-		return h
-	}
-	// One node: every storage node of the layout is this node, and it is up.
-	h.StorageNodes = len(l.StorageNodes())
-	h.StorageNodesOk = h.StorageNodes
-	h.PartitionsQuorum, h.PartitionsAllOk = layout.NumPartitions, layout.NumPartitions
-	h.Status = "healthy"
-	return h
-}
-
-func (s *Server) getClusterHealth(*fasthttp.RequestCtx) (any, error) { return s.clusterHealth(), nil }
