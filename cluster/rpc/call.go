@@ -117,14 +117,18 @@ func (c *Conn) Call(ctx context.Context, req *Request) (*Response, error) {
 		}
 	}
 
-	select {
-	case <-cs.ready:
-	case <-ctx.Done():
-		if cs.state.CompareAndSwap(callWaiting, callCanceled) {
-			c.endCall(cs, nil, true, true)
-			return nil, ctx.Err()
+	if done := ctx.Done(); done == nil {
+		<-cs.ready // cheaper than a select
+	} else {
+		select {
+		case <-cs.ready:
+		case <-done:
+			if cs.state.CompareAndSwap(callWaiting, callCanceled) {
+				c.endCall(cs, nil, true, true)
+				return nil, ctx.Err()
+			}
+			<-cs.ready
 		}
-		<-cs.ready
 	}
 	if cs.err != nil {
 		// Typically the handler's copy of the deadline expired before our
