@@ -3,11 +3,10 @@ package main
 import (
 	"bytes"
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/grangeio/grange/cluster/clustertest"
 	"github.com/grangeio/grange/cmd/grange/internal/adminapi"
 )
 
@@ -16,23 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // checkGolden compares got with testdata/name, or rewrites it with -update.
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run go test -update and review the diff):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	clustertest.Golden(t, name, got, *update)
 }
 
 // Node IDs of the fixtures: nid(1) is 64 hex digits starting "1111".
