@@ -2,8 +2,11 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/grangeio/grange/cluster/layout"
 )
@@ -16,7 +19,9 @@ import (
 //
 // RoundTrip/tcp-handoff is the same ping-pong with a reader goroutine
 // handing each reply to the caller, as any multiplexed connection must:
-// the floor for this package on a given machine.
+// the floor for this package on a given machine. RoundTrip/tcp-kick is
+// the other way to share a socket between a reader and callers; it costs
+// the same.
 //
 // Stream throughput: go test -run '^$' -bench '^BenchmarkStream1MiB$' ./cluster/rpc/
 
@@ -42,6 +47,84 @@ func BenchmarkRoundTrip(b *testing.B) {
 	})
 	b.Run("tcp", func(b *testing.B) { tcpPingPong(b, false) })
 	b.Run("tcp-handoff", func(b *testing.B) { tcpPingPong(b, true) })
+	b.Run("tcp-kick", tcpKick)
+}
+
+// tcpKick is the alternative to the handoff: a reader goroutine owns the
+// socket between calls (it must, to read the peer's requests), and a
+// caller takes the reader role by kicking it out of Read with a past read
+// deadline, reads its own reply and gives the role back. It measures no
+// faster than tcp-handoff: the kick and the give-back wake the reader as
+// the handoff wakes the caller.
+func tcpKick(b *testing.B) {
+	ln, err := TCP.Listen("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, roundTripSize)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := TCP.Dial(context.Background(), ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	yielded, replies := make(chan struct{}, 1), make(chan struct{}, 1)
+	giveBack := make(chan struct{})
+	go func() {
+		buf := make([]byte, roundTripSize)
+		for {
+			_, err := io.ReadFull(c, buf)
+			switch {
+			case err == nil:
+				replies <- struct{}{}
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				yielded <- struct{}{}
+				if _, ok := <-giveBack; !ok {
+					return
+				}
+			default:
+				return
+			}
+		}
+	}()
+	defer close(giveBack)
+	buf := make([]byte, roundTripSize)
+	for b.Loop() {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		c.SetReadDeadline(time.Unix(1, 0))
+		select {
+		case <-replies: // the reader had it already
+			<-yielded
+			c.SetReadDeadline(time.Time{})
+		case <-yielded:
+			c.SetReadDeadline(time.Time{})
+			select {
+			case <-replies:
+			default:
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		giveBack <- struct{}{}
+	}
 }
 
 func tcpPingPong(b *testing.B, handoff bool) {
