@@ -3,7 +3,8 @@ package cluster
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+
+	"github.com/grangeio/grange/cluster/internal/wire"
 )
 
 // The messages of the cluster endpoints. Each starts with a format byte;
@@ -31,20 +32,20 @@ type statusMsg struct {
 
 func (m *statusMsg) encode(dst []byte) []byte {
 	dst = append(dst, wireV1)
-	dst = appendString(dst, m.addr)
-	dst = appendString(dst, m.hostname)
+	dst = wire.AppendString(dst, m.addr)
+	dst = wire.AppendString(dst, m.hostname)
 	dst = binary.AppendUvarint(dst, m.layoutVersion)
 	return append(dst, m.digest[:]...)
 }
 
 func (m *statusMsg) decode(b []byte) error {
-	r := wireReader{b: b}
-	r.version()
-	m.addr = r.string(maxAddrBytes)
-	m.hostname = r.string(maxHostnameBytes)
-	m.layoutVersion = r.uvarint()
-	copy(m.digest[:], r.bytes(32))
-	return r.done()
+	r := newReader(b)
+	m.addr = r.LimitedString(maxAddrBytes)
+	m.hostname = r.LimitedString(maxHostnameBytes)
+	m.layoutVersion = r.Uvarint()
+	copy(m.digest[:], r.Bytes(32))
+	r.End()
+	return r.Err
 }
 
 // peerAddr is a node and the address to dial it.
@@ -58,94 +59,33 @@ func encodePeerList(dst []byte, list []peerAddr) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(list)))
 	for _, p := range list {
 		dst = append(dst, p.id[:]...)
-		dst = appendString(dst, p.addr)
+		dst = wire.AppendString(dst, p.addr)
 	}
 	return dst
 }
 
 func decodePeerList(b []byte) ([]peerAddr, error) {
-	r := wireReader{b: b}
-	r.version()
-	n := r.uvarint()
-	if n > maxPeers {
-		return nil, fmt.Errorf("%w: %d peers", errWire, n)
-	}
+	r := newReader(b)
+	n := r.Small("peer count", maxPeers)
 	var out []peerAddr
 	for range n {
 		var p peerAddr
-		copy(p.id[:], r.bytes(32))
-		p.addr = r.string(maxAddrBytes)
-		if r.err != nil {
-			break
+		copy(p.id[:], r.Bytes(32))
+		p.addr = r.LimitedString(maxAddrBytes)
+		if r.Err != nil {
+			return nil, r.Err
 		}
 		out = append(out, p)
 	}
-	return out, r.done()
+	r.End()
+	return out, r.Err
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-// wireReader reads a message; the first error sticks.
-type wireReader struct {
-	b   []byte
-	err error
-}
-
-func (r *wireReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: "+format, append([]any{errWire}, args...)...)
+// newReader reads a message after checking its format byte.
+func newReader(b []byte) *wire.Reader {
+	r := &wire.Reader{B: b, Invalid: errWire}
+	if r.Byte() != wireV1 {
+		r.Fail("unknown format")
 	}
-}
-
-func (r *wireReader) version() {
-	if len(r.b) == 0 || r.b[0] != wireV1 {
-		r.fail("unknown format")
-		return
-	}
-	r.b = r.b[1:]
-}
-
-func (r *wireReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("truncated integer")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *wireReader) bytes(n uint64) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.fail("truncated")
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *wireReader) string(limit uint64) string {
-	n := r.uvarint()
-	if n > limit {
-		r.fail("string of %d bytes", n)
-		return ""
-	}
-	return string(r.bytes(n))
-}
-
-func (r *wireReader) done() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	return r.err
+	return r
 }

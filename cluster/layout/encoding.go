@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+
+	"github.com/grangeio/grange/cluster/internal/wire"
 )
 
 // The first byte of every encoding says what follows. The formats are
@@ -57,18 +59,13 @@ func (l *Layout) appendBody(dst []byte) []byte {
 }
 
 func appendRole(dst []byte, r Role) []byte {
-	dst = appendString(dst, r.Zone)
+	dst = wire.AppendString(dst, r.Zone)
 	dst = binary.AppendUvarint(dst, r.CapacityBytes)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Tags)))
 	for _, t := range r.Tags {
-		dst = appendString(dst, t)
+		dst = wire.AppendString(dst, t)
 	}
 	return dst
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
 }
 
 // Encode appends the binary form of h to dst. Equal histories encode
@@ -106,77 +103,15 @@ func (h *History) Encode(dst []byte) []byte {
 	return dst
 }
 
-// decoder reads the formats above; the first error sticks, and every
-// length is checked against the bytes left before anything is allocated.
-type decoder struct {
-	b   []byte
-	err error
-}
+// decoder reads the formats above; wire.Reader checks every length and
+// keeps the first error.
+type decoder struct{ wire.Reader }
 
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
-	}
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("truncated integer")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// small reads an integer that must not exceed limit.
-func (d *decoder) small(what string, limit int) int {
-	v := d.uvarint()
-	if v > uint64(limit) {
-		d.fail("%s %d exceeds %d", what, v, limit)
-		return 0
-	}
-	return int(v)
-}
-
-// count reads a number of items of at least minSize bytes each.
-func (d *decoder) count(what string, minSize int) int {
-	v := d.uvarint()
-	if v > uint64(len(d.b)/minSize) {
-		d.fail("%d %s in %d bytes", v, what, len(d.b))
-		return 0
-	}
-	return int(v)
-}
-
-func (d *decoder) bytes(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.fail("truncated")
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if b := d.bytes(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }
+func newDecoder(b []byte) *decoder { return &decoder{wire.Reader{B: b, Invalid: ErrInvalid}} }
 
 func (d *decoder) id() NodeID {
 	var id NodeID
-	copy(id[:], d.bytes(32))
+	copy(id[:], d.Bytes(32))
 	return id
 }
 
@@ -186,11 +121,11 @@ func (d *decoder) ids(n int, read func(id NodeID)) {
 	var prev NodeID
 	for i := range n {
 		id := d.id()
-		if d.err != nil {
+		if d.Err != nil {
 			return
 		}
 		if i > 0 && compareIDs(prev, id) >= 0 {
-			d.fail("node IDs out of order")
+			d.Fail("node IDs out of order")
 			return
 		}
 		prev = id
@@ -199,33 +134,33 @@ func (d *decoder) ids(n int, read func(id NodeID)) {
 }
 
 func (d *decoder) role() Role {
-	r := Role{Zone: d.string(), CapacityBytes: d.uvarint()}
-	nt := d.count("tags", 1)
+	r := Role{Zone: d.String(), CapacityBytes: d.Uvarint()}
+	nt := d.Count("tags", 1)
 	for range nt {
-		r.Tags = append(r.Tags, d.string())
+		r.Tags = append(r.Tags, d.String())
 	}
 	return r
 }
 
 func (d *decoder) end() {
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
+	if d.Err == nil && len(d.B) != 0 {
+		d.Fail("%d trailing bytes", len(d.B))
 	}
 }
 
 // layout reads a layout body in format formatLayoutV1 or formatLayoutV2.
 func (d *decoder) layout(format byte) *Layout {
-	l := &Layout{Version: d.uvarint()}
-	l.ReplicationFactor = d.small("replication factor", MaxReplicationFactor)
+	l := &Layout{Version: d.Uvarint()}
+	l.ReplicationFactor = d.Small("replication factor", MaxReplicationFactor)
 	if format == formatLayoutV2 {
-		l.ZoneRedundancy = d.small("zone redundancy", l.ReplicationFactor)
-		l.Parameters.ZoneRedundancy = d.small("zone redundancy", l.ReplicationFactor)
-		l.PartitionSize = d.uvarint()
+		l.ZoneRedundancy = d.Small("zone redundancy", l.ReplicationFactor)
+		l.Parameters.ZoneRedundancy = d.Small("zone redundancy", l.ReplicationFactor)
+		l.PartitionSize = d.Uvarint()
 	}
-	if d.err == nil && l.ReplicationFactor == 0 {
-		d.fail("replication factor 0")
+	if d.Err == nil && l.ReplicationFactor == 0 {
+		d.Fail("replication factor 0")
 	}
-	n := d.count("roles", 32+3)
+	n := d.Count("roles", 32+3)
 	ids := make([]NodeID, 0, n)
 	l.Roles = make(map[NodeID]Role, n)
 	d.ids(n, func(id NodeID) {
@@ -234,32 +169,32 @@ func (d *decoder) layout(format byte) *Layout {
 	})
 	assigned := false
 	for p := range l.replicas {
-		nr := d.uvarint()
-		if d.err != nil {
+		nr := d.Uvarint()
+		if d.Err != nil {
 			return nil
 		}
 		if p == 0 {
 			assigned = nr > 0
 		}
 		if assigned && nr != uint64(l.ReplicationFactor) || !assigned && nr != 0 {
-			d.fail("partition %d has %d replicas, want %d", p, nr, l.ReplicationFactor)
+			d.Fail("partition %d has %d replicas, want %d", p, nr, l.ReplicationFactor)
 			return nil
 		}
 		for range nr {
-			j := d.uvarint()
+			j := d.Uvarint()
 			if j >= uint64(len(ids)) {
-				d.fail("partition %d: node index %d of %d", p, j, len(ids))
+				d.Fail("partition %d: node index %d of %d", p, j, len(ids))
 				return nil
 			}
 			if slices.Contains(l.replicas[p], ids[j]) {
-				d.fail("partition %d: node %s twice", p, ids[j].Short())
+				d.Fail("partition %d: node %s twice", p, ids[j].Short())
 				return nil
 			}
 			l.replicas[p] = append(l.replicas[p], ids[j])
 		}
 		slices.SortFunc(l.replicas[p], compareIDs)
 	}
-	if d.err != nil {
+	if d.Err != nil {
 		return nil
 	}
 	if format == formatLayoutV1 && assigned {
@@ -298,11 +233,11 @@ func Decode(b []byte) (*Layout, error) {
 	if len(b) == 0 || b[0] != formatLayoutV1 && b[0] != formatLayoutV2 {
 		return nil, fmt.Errorf("%w: unknown layout format", ErrInvalid)
 	}
-	d := &decoder{b: b[1:]}
+	d := newDecoder(b[1:])
 	l := d.layout(b[0])
-	d.end()
-	if d.err != nil {
-		return nil, d.err
+	d.End()
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	return l, nil
 }
@@ -329,44 +264,44 @@ func DecodeHistory(b []byte) (*History, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown history format %d", ErrInvalid, b[0])
 	}
-	d := &decoder{b: b[1:]}
+	d := newDecoder(b[1:])
 	h := &History{Trackers: newTrackers(), Staging: Staging{Roles: map[NodeID]StagedRole{}}}
 	const minLayout = 6 + NumPartitions
-	if n := d.count("versions", minLayout); n == 0 {
-		d.fail("no version")
+	if n := d.Count("versions", minLayout); n == 0 {
+		d.Fail("no version")
 	} else {
 		for range n {
 			h.Versions = append(h.Versions, d.layout(formatLayoutV2))
 		}
 	}
-	for range d.count("old versions", minLayout) {
+	for range d.Count("old versions", minLayout) {
 		h.OldVersions = append(h.OldVersions, d.layout(formatLayoutV2))
 	}
 	for _, t := range []map[NodeID]uint64{h.Trackers.Ack, h.Trackers.Sync, h.Trackers.SyncAck} {
-		d.ids(d.count("trackers", 33), func(id NodeID) { t[id] = d.uvarint() })
+		d.ids(d.Count("trackers", 33), func(id NodeID) { t[id] = d.Uvarint() })
 	}
 	s := &h.Staging
-	s.Stamp = d.uvarint()
-	s.ParamStamp = d.uvarint()
-	s.Parameters.ZoneRedundancy = d.small("zone redundancy", MaxReplicationFactor)
-	d.ids(d.count("staged roles", 34), func(id NodeID) {
-		sr := StagedRole{Stamp: d.uvarint()}
-		switch d.byte() {
+	s.Stamp = d.Uvarint()
+	s.ParamStamp = d.Uvarint()
+	s.Parameters.ZoneRedundancy = d.Small("zone redundancy", MaxReplicationFactor)
+	d.ids(d.Count("staged roles", 34), func(id NodeID) {
+		sr := StagedRole{Stamp: d.Uvarint()}
+		switch d.Byte() {
 		case 0:
 		case 1:
 			r := d.role()
 			sr.Role = &r
-			if err := validateRole(&r); err != nil && d.err == nil {
-				d.err = err
+			if err := validateRole(&r); err != nil && d.Err == nil {
+				d.Err = err
 			}
 		default:
-			d.fail("staged role flag")
+			d.Fail("staged role flag")
 		}
 		s.Roles[id] = sr
 	})
-	d.end()
-	if d.err != nil {
-		return nil, d.err
+	d.End()
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	if err := h.check(); err != nil {
 		return nil, err
