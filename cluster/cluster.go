@@ -123,13 +123,14 @@ type Cluster struct {
 
 	mu struct {
 		sync.Mutex
-		history   *layout.History // immutable snapshot; replaced whole
-		digest    [32]byte        // of history's encoding
-		peers     map[NodeID]*peer
-		peersSeen string // the persisted peer list, to skip rewrites
-		listeners []func(*layout.History)
-		ln        net.Listener
-		closed    bool
+		history    *layout.History // immutable snapshot; replaced whole
+		encoded    []byte          // history's encoding, as sent to peers
+		digest     [32]byte        // of encoded
+		peers      map[NodeID]*peer
+		peersDirty bool // a peer address changed since the peer list was saved
+		listeners  []func(*layout.History)
+		ln         net.Listener
+		closed     bool
 	}
 
 	ctx    context.Context // cancelled by Close
@@ -189,7 +190,7 @@ func New(cfg Config) (*Cluster, error) {
 	if rf := h.Current().ReplicationFactor; h.Current().Version > 0 && rf != cfg.ReplicationFactor {
 		return nil, fmt.Errorf("cluster: the layout in %s has replication factor %d but replication_factor is %d: changing it is not supported", cfg.MetadataDir, rf, cfg.ReplicationFactor)
 	}
-	c.setHistoryLocked(h)
+	c.setHistoryLocked(h, h.Encode(nil))
 
 	if err := c.loadPeers(); err != nil {
 		return nil, err

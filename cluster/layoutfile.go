@@ -34,7 +34,11 @@ func LoadHistory(dir string) (*layout.History, error) {
 
 // SaveHistory persists h in dir atomically.
 func SaveHistory(dir string, h *layout.History) error {
-	if err := writeFileAtomic(filepath.Join(dir, layoutFile), h.Encode(nil), 0o600); err != nil {
+	return saveEncodedHistory(dir, h.Encode(nil))
+}
+
+func saveEncodedHistory(dir string, enc []byte) error {
+	if err := writeFileAtomic(filepath.Join(dir, layoutFile), enc, 0o600); err != nil {
 		return fmt.Errorf("cluster: save layout: %w", err)
 	}
 	return nil

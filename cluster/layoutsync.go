@@ -103,19 +103,18 @@ func (c *Cluster) bookkeep(h *layout.History) {
 func (c *Cluster) commitLocked(h *layout.History) (bool, error) {
 	c.bookkeep(h)
 	enc := h.Encode(nil)
-	digest := sha256.Sum256(enc)
 	c.mu.Lock()
-	same := digest == c.mu.digest
+	same := bytes.Equal(enc, c.mu.encoded)
 	c.mu.Unlock()
 	if same {
 		return false, nil
 	}
-	if err := SaveHistory(c.cfg.MetadataDir, h); err != nil {
+	if err := saveEncodedHistory(c.cfg.MetadataDir, enc); err != nil {
 		return false, err
 	}
 	old := c.Layout()
 	c.mu.Lock()
-	c.setHistoryLocked(h)
+	c.setHistoryLocked(h, enc)
 	listeners := c.mu.listeners
 	snapshot := c.mu.history
 	c.mu.Unlock()
@@ -128,10 +127,12 @@ func (c *Cluster) commitLocked(h *layout.History) (bool, error) {
 	return true, nil
 }
 
-// setHistoryLocked installs h as the node's history. c.mu must be held.
-func (c *Cluster) setHistoryLocked(h *layout.History) {
+// setHistoryLocked installs h, encoded as enc, as the node's history.
+// c.mu must be held.
+func (c *Cluster) setHistoryLocked(h *layout.History, enc []byte) {
 	c.mu.history = h
-	c.mu.digest = sha256.Sum256(h.Encode(nil))
+	c.mu.encoded = enc
+	c.mu.digest = sha256.Sum256(enc)
 	c.layout.Store(h.Current())
 }
 
@@ -153,7 +154,7 @@ func (c *Cluster) pushLayout(id NodeID) {
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	c.mu.Lock()
-	body := c.mu.history.Encode(nil)
+	body := c.mu.encoded
 	c.mu.Unlock()
 	resp, err := c.tr.Call(ctx, id, &rpc.Request{Endpoint: epLayout, Priority: rpc.Normal, Body: body})
 	if err != nil {
@@ -178,7 +179,7 @@ func (c *Cluster) serveLayout(_ context.Context, from NodeID, req *Incoming) (*R
 		c.broadcastLayout()
 	}
 	c.mu.Lock()
-	body := c.mu.history.Encode(nil)
+	body := c.mu.encoded
 	c.mu.Unlock()
 	return &Response{Body: body}, nil
 }

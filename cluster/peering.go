@@ -115,7 +115,7 @@ func (c *Cluster) learnPeerLocked(id NodeID, addr string, override bool) *peer {
 		c.wake()
 	}
 	if addr != "" && (override || p.addr == "" || !p.up) && p.addr != addr {
-		p.addr = addr
+		c.setAddrLocked(p, addr)
 		p.nextDial = time.Time{}
 		p.backoff = 0
 		c.wake()
@@ -158,7 +158,7 @@ func (c *Cluster) onConnect(conn *rpc.Conn) {
 	c.mu.Lock()
 	p := c.learnPeerLocked(id, "", false)
 	if !conn.Inbound() && conn.RemoteAddr() != nil && p.addr == "" {
-		p.addr = conn.RemoteAddr().String()
+		c.setAddrLocked(p, conn.RemoteAddr().String())
 	}
 	wasUp := p.up
 	p.up, p.failed, p.backoff, p.nextDial = true, 0, 0, time.Time{}
@@ -343,13 +343,18 @@ func (c *Cluster) ping(id NodeID) {
 	}
 }
 
+// setAddrLocked records a peer's address, to be persisted.
+func (c *Cluster) setAddrLocked(p *peer, addr string) {
+	p.addr = addr
+	c.mu.peersDirty = true
+}
+
 // notePeerStatusLocked records what a peer said about itself.
 func (c *Cluster) notePeerStatusLocked(p *peer, st *statusMsg) {
 	p.hostname = st.hostname
 	p.layoutVer = st.layoutVersion
 	if st.addr != "" && st.addr != p.addr {
-		p.addr = st.addr
-		c.mu.peersSeen = "" // persist the new address
+		c.setAddrLocked(p, st.addr)
 	}
 }
 
@@ -448,30 +453,29 @@ func (c *Cluster) loadPeers() error {
 		}
 		c.learnPeerLocked(id, addr, false)
 	}
-	c.mu.peersSeen = string(b)
+	c.mu.peersDirty = false
 	return nil
 }
 
-// savePeers rewrites the peer list file when it changed.
+// savePeers rewrites the peer list file when an address changed.
 func (c *Cluster) savePeers() {
+	c.mu.Lock()
+	dirty := c.mu.peersDirty
+	c.mu.peersDirty = false
+	c.mu.Unlock()
+	if !dirty {
+		return
+	}
 	var sb strings.Builder
 	for _, pa := range c.peerList() {
 		if pa.id != c.id {
 			fmt.Fprintf(&sb, "%s@%s\n", pa.id, pa.addr)
 		}
 	}
-	s := sb.String()
-	c.mu.Lock()
-	same := s == c.mu.peersSeen
-	c.mu.Unlock()
-	if same {
-		return
-	}
-	if err := writeFileAtomic(filepath.Join(c.cfg.MetadataDir, peerListFile), []byte(s), 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(c.cfg.MetadataDir, peerListFile), []byte(sb.String()), 0o600); err != nil {
 		c.log.Warn("cannot save the peer list", "err", err)
-		return
+		c.mu.Lock()
+		c.mu.peersDirty = true // try again at the next tick
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	c.mu.peersSeen = s
-	c.mu.Unlock()
 }
