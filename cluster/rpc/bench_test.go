@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -50,6 +51,41 @@ func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("tcp-kick", tcpKick)
 }
 
+// startTCPEcho serves an echo of roundTripSize-byte messages on a
+// loopback port until the benchmark ends, and returns its address.
+func startTCPEcho(b *testing.B) string {
+	ln, err := TCP.Listen("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go serveEcho(ln)
+	return ln.Addr().String()
+}
+
+// serveEcho echoes roundTripSize-byte messages on every connection of ln
+// until ln closes.
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, roundTripSize)
+			for {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
 // tcpKick is the alternative to the handoff: a reader goroutine owns the
 // socket between calls (it must, to read the peer's requests), and a
 // caller takes the reader role by kicking it out of Read with a past read
@@ -57,28 +93,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // faster than tcp-handoff: the kick and the give-back wake the reader as
 // the handoff wakes the caller.
 func tcpKick(b *testing.B) {
-	ln, err := TCP.Listen("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, roundTripSize)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
-	c, err := TCP.Dial(context.Background(), ln.Addr().String())
+	c, err := TCP.Dial(context.Background(), startTCPEcho(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,57 +143,34 @@ func tcpKick(b *testing.B) {
 }
 
 func tcpPingPong(b *testing.B, handoff bool) {
-	{
-		ln, err := TCP.Listen("127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ln.Close()
+	c, err := TCP.Dial(context.Background(), startTCPEcho(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, roundTripSize)
+	var replies chan struct{}
+	if handoff {
+		replies = make(chan struct{}, 1)
 		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
 			buf := make([]byte, roundTripSize)
 			for {
 				if _, err := io.ReadFull(c, buf); err != nil {
 					return
 				}
-				if _, err := c.Write(buf); err != nil {
-					return
-				}
+				replies <- struct{}{}
 			}
 		}()
-		c, err := TCP.Dial(context.Background(), ln.Addr().String())
-		if err != nil {
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(buf); err != nil {
 			b.Fatal(err)
 		}
-		defer c.Close()
-		buf := make([]byte, roundTripSize)
-		var replies chan struct{}
 		if handoff {
-			replies = make(chan struct{}, 1)
-			go func() {
-				buf := make([]byte, roundTripSize)
-				for {
-					if _, err := io.ReadFull(c, buf); err != nil {
-						return
-					}
-					replies <- struct{}{}
-				}
-			}()
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := c.Write(buf); err != nil {
-				b.Fatal(err)
-			}
-			if handoff {
-				<-replies
-			} else if _, err := io.ReadFull(c, buf); err != nil {
-				b.Fatal(err)
-			}
+			<-replies
+		} else if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -41,26 +41,7 @@ func runEchoServer(mode string) error {
 	var id layout.NodeID
 	switch mode {
 	case "tcp":
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					buf := make([]byte, roundTripSize)
-					for {
-						if _, err := io.ReadFull(c, buf); err != nil {
-							return
-						}
-						if _, err := c.Write(buf); err != nil {
-							return
-						}
-					}
-				}()
-			}
-		}()
+		go serveEcho(ln)
 	case "rpc":
 		key, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {

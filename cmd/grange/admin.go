@@ -19,6 +19,9 @@ import (
 // environment first, then the configuration file, then the token file of a
 // local zero-config server.
 func (g *globals) adminClient() (*adminapi.Client, error) {
+	if g.client != nil {
+		return g.client, nil
+	}
 	addr, token := g.adminAddr, g.adminToken
 	if token == "" {
 		token = os.Getenv("GRANGE_ADMIN_TOKEN")
@@ -52,7 +55,8 @@ func (g *globals) adminClient() (*adminapi.Client, error) {
 		addr = orDefault(addr, ep.Addr)
 		token = orDefault(token, ep.Token)
 	}
-	return &adminapi.Client{Addr: addr, Token: token}, nil
+	g.client = &adminapi.Client{Addr: addr, Token: token}
+	return g.client, nil
 }
 
 func readAdminEndpoint(metaDir string) (*node.AdminEndpoint, error) {

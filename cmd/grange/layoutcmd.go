@@ -284,12 +284,8 @@ func previousRoles(l *adminapi.GetClusterLayoutResponse) map[string]*adminapi.No
 }
 
 func (g *globals) assign(w io.Writer, args []string, spec roleSpec) error {
-	var st adminapi.GetClusterStatusResponse
-	if err := g.call("GET", "GetClusterStatus", nil, nil, &st); err != nil {
-		return err
-	}
-	var l adminapi.GetClusterLayoutResponse
-	if err := g.call("GET", "GetClusterLayout", nil, nil, &l); err != nil {
+	st, l, err := g.clusterView()
+	if err != nil {
 		return err
 	}
 	var ids []string
@@ -300,7 +296,7 @@ func (g *globals) assign(w io.Writer, args []string, spec roleSpec) error {
 		}
 		ids = []string{self}
 	}
-	known := layoutNodeIDs(&st, &l)
+	known := layoutNodeIDs(st, l)
 	for _, a := range args {
 		id, err := resolveNodeID(a, known)
 		if err != nil {
@@ -308,7 +304,7 @@ func (g *globals) assign(w io.Writer, args []string, spec roleSpec) error {
 		}
 		ids = append(ids, id)
 	}
-	prev := previousRoles(&l)
+	prev := previousRoles(l)
 	req := adminapi.UpdateClusterLayoutRequest{}
 	for _, id := range ids {
 		ch, err := spec.apply(id, prev[id])

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/grangeio/grange/cmd/grange/internal/adminapi"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -26,6 +28,9 @@ type globals struct {
 	adminAddr  string
 	adminToken string
 	logLevel   string
+
+	// client is the admin API client, found once per command.
+	client *adminapi.Client
 }
 
 func main() {

@@ -144,18 +144,28 @@ func (g *globals) nodeIDFromDisk() (id, addr string, err error) {
 	return k.ID().String(), c.RPCPublicAddr, nil
 }
 
-// knownNodeIDs lists the IDs of the nodes the managed node knows: its
-// peers, and the nodes of the layout and of the staged changes.
-func (g *globals) knownNodeIDs() ([]string, error) {
+// clusterView fetches the managed node's view of the cluster: its peers
+// and the layout with the staged changes.
+func (g *globals) clusterView() (*adminapi.GetClusterStatusResponse, *adminapi.GetClusterLayoutResponse, error) {
 	var st adminapi.GetClusterStatusResponse
 	if err := g.call("GET", "GetClusterStatus", nil, nil, &st); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var l adminapi.GetClusterLayoutResponse
 	if err := g.call("GET", "GetClusterLayout", nil, nil, &l); err != nil {
+		return nil, nil, err
+	}
+	return &st, &l, nil
+}
+
+// knownNodeIDs lists the IDs of the nodes the managed node knows: its
+// peers, and the nodes of the layout and of the staged changes.
+func (g *globals) knownNodeIDs() ([]string, error) {
+	st, l, err := g.clusterView()
+	if err != nil {
 		return nil, err
 	}
-	return layoutNodeIDs(&st, &l), nil
+	return layoutNodeIDs(st, l), nil
 }
 
 func layoutNodeIDs(st *adminapi.GetClusterStatusResponse, l *adminapi.GetClusterLayoutResponse) []string {

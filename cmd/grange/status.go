@@ -17,19 +17,15 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Short: "Show the nodes of the cluster, their roles and whether they are up",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st adminapi.GetClusterStatusResponse
-			if err := g.call("GET", "GetClusterStatus", nil, nil, &st); err != nil {
-				return err
-			}
-			var l adminapi.GetClusterLayoutResponse
-			if err := g.call("GET", "GetClusterLayout", nil, nil, &l); err != nil {
+			st, l, err := g.clusterView()
+			if err != nil {
 				return err
 			}
 			var h adminapi.GetClusterHealthResponse
 			if err := g.call("GET", "GetClusterHealth", nil, nil, &h); err != nil {
 				return err
 			}
-			renderStatus(cmd.OutOrStdout(), &st, &l, &h)
+			renderStatus(cmd.OutOrStdout(), st, l, &h)
 			return nil
 		},
 	}
