@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/grangeio/grange/cluster/clustertest"
 	"github.com/grangeio/grange/cluster/layout"
-	"github.com/grangeio/grange/cluster/rpc"
 )
 
 var testSecret = [32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
@@ -57,8 +55,9 @@ func startTestNode(t *testing.T, dir string, key NodeKey, net Network, bootstrap
 }
 
 // startTestCluster starts n nodes; every node but the first knows only the
-// first one, so that the rest of the mesh comes from peer exchange.
-func startTestCluster(t *testing.T, n int, net Network) []*testNode {
+// first one, so that the rest of the mesh comes from peer exchange. host
+// gives each node its Network (nil: TCP).
+func startTestCluster(t *testing.T, n int, host func() Network) []*testNode {
 	t.Helper()
 	var nodes []*testNode
 	for i := range n {
@@ -69,6 +68,10 @@ func startTestCluster(t *testing.T, n int, net Network) []*testNode {
 		var boot []string
 		if i > 0 {
 			boot = []string{nodes[0].c.ID().String() + "@" + nodes[0].c.PublicAddr()}
+		}
+		var net Network
+		if host != nil {
+			net = host()
 		}
 		nodes = append(nodes, startTestNode(t, t.TempDir(), key, net, boot...))
 	}
@@ -292,101 +295,16 @@ func TestWrongSecretCannotJoin(t *testing.T) {
 	}
 }
 
-// blackhole is a Network whose connections to or from blocked addresses
-// stall: reads wait and writes vanish, as across a broken link, without
-// the connection closing.
-type blackhole struct {
-	mu      sync.Mutex
-	blocked map[string]bool // listen addresses
-	conns   []*holeConn
-}
-
-func (b *blackhole) Listen(addr string) (net.Listener, error) {
-	ln, err := rpc.TCP.Listen(addr)
-	if err != nil {
-		return nil, err
-	}
-	return &holeListener{Listener: ln, b: b}, nil
-}
-
-func (b *blackhole) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := rpc.TCP.Dial(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	return b.wrap(c, addr), nil
-}
-
-func (b *blackhole) wrap(c net.Conn, addr string) net.Conn {
-	hc := &holeConn{Conn: c, b: b, addr: addr}
-	b.mu.Lock()
-	b.conns = append(b.conns, hc)
-	b.mu.Unlock()
-	return hc
-}
-
-func (b *blackhole) set(addr string, blocked bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.blocked == nil {
-		b.blocked = map[string]bool{}
-	}
-	b.blocked[addr] = blocked
-}
-
-func (b *blackhole) isBlocked(addr string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.blocked[addr]
-}
-
-type holeListener struct {
-	net.Listener
-	b *blackhole
-}
-
-func (l *holeListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return l.b.wrap(c, l.Addr().String()), nil
-}
-
-type holeConn struct {
-	net.Conn
-	b    *blackhole
-	addr string // the listening side's address
-}
-
-func (c *holeConn) Write(p []byte) (int, error) {
-	if c.b.isBlocked(c.addr) {
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
-}
-
-func (c *holeConn) Read(p []byte) (int, error) {
-	for {
-		n, err := c.Conn.Read(p)
-		if err != nil || !c.b.isBlocked(c.addr) {
-			return n, err
-		}
-		// drop what arrives while blocked
-	}
-}
-
 // TestMissedPingsMarkDown: a peer that stops answering without its
 // connection closing is marked down after the missed pings, and up again
 // when the link heals.
 func TestMissedPingsMarkDown(t *testing.T) {
-	hole := &blackhole{}
-	nodes := startTestCluster(t, 2, hole)
+	fn := clustertest.NewFaultNet()
+	nodes := startTestCluster(t, 2, func() Network { return fn.Host() })
 	a, b := nodes[0].c, nodes[1].c
 	all := map[NodeID]bool{a.ID(): true, b.ID(): true}
 	eventually(t, 10*time.Second, "connected", func() error { return upCount(a, all) })
-	hole.set(b.PublicAddr(), true)
-	hole.set(a.PublicAddr(), true)
+	fn.Partition([]string{a.PublicAddr()}, []string{b.PublicAddr()})
 	all[b.ID()] = false
 	d := eventually(t, 10*time.Second, "silent peer down", func() error {
 		for _, s := range a.Status() {
@@ -397,8 +315,7 @@ func TestMissedPingsMarkDown(t *testing.T) {
 		return nil
 	})
 	t.Logf("silent peer down after %v", d)
-	hole.set(b.PublicAddr(), false)
-	hole.set(a.PublicAddr(), false)
+	fn.Heal()
 	all[b.ID()] = true
 	eventually(t, 15*time.Second, "healed peer up", func() error { return upCount(a, all) })
 }

@@ -1,7 +1,9 @@
 // Package clustertest holds test helpers shared by the cluster layer and
-// the packages above it: golden files now, the in-process cluster harness
-// as it grows. It imports no grange package, so that any package's tests
-// may use it.
+// the packages above it: golden files, FaultNet (TCP on loopback with
+// drops, delays and partitions) and MemNet (an in-memory network for
+// testing/synctest bubbles). It imports no grange package, so that any
+// package's tests, the cluster package's own included, may use it; its
+// networks satisfy cluster.Network structurally.
 package clustertest
 
 import (

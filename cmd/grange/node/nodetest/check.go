@@ -1,0 +1,300 @@
+package nodetest
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// ErrCheckTimeout is returned when the linearizability checker gave up.
+var ErrCheckTimeout = errors.New("nodetest: linearizability check timed out")
+
+// The register model of one K2V item, with K2V's causality (k2v-api.md
+// §5): the state is the set of live values (tombstones included, each
+// named by its delete). A write or delete that carries the token of read
+// R removes exactly the values R returned and adds its own; one without a
+// token adds its value next to the others. A read returns the live values
+// (tombstones collapse into one: the server deduplicates equal values).
+//
+// A token is opaque to the checker, so the model remembers, for every read
+// whose token some write carried, the values live at the point where the
+// read linearized (which names the tombstones the read saw).
+//
+// Failed writes may or may not have happened: they may linearize at any
+// point after their call (Return = +inf) and either change the state or
+// not. Failed reads are left out.
+type itemState struct {
+	vals []string         // sorted
+	seen map[int][]string // read ID → vals when it linearized; shared, copy on write
+}
+
+func (s *itemState) with(vals []string) *itemState {
+	return &itemState{vals: vals, seen: s.seen}
+}
+
+func (s *itemState) withSeen(id int) *itemState {
+	seen := maps.Clone(s.seen)
+	if seen == nil {
+		seen = map[int][]string{}
+	}
+	seen[id] = s.vals
+	return &itemState{vals: s.vals, seen: seen}
+}
+
+// applyWrite returns the values after op: the values of op.FromRead's
+// read removed, op's value added.
+func applyWrite(s *itemState, op *Op) ([]string, bool) {
+	var out []string
+	if op.FromRead >= 0 {
+		seen, ok := s.seen[op.FromRead]
+		if !ok {
+			return nil, false // its read did not linearize before it
+		}
+		for _, v := range s.vals {
+			if !slices.Contains(seen, v) {
+				out = append(out, v)
+			}
+		}
+	} else {
+		out = slices.Clone(s.vals)
+	}
+	v := op.Value
+	if op.Kind == Delete {
+		v = TombstoneOf(op.ID)
+	}
+	out = append(out, v)
+	slices.Sort(out)
+	return slices.Compact(out), true
+}
+
+func readMatches(s *itemState, op *Op) bool {
+	var vis []string
+	tomb := false
+	for _, v := range s.vals {
+		if isTombstone(v) {
+			tomb = true
+		} else {
+			vis = append(vis, v)
+		}
+	}
+	return tomb == op.Tombstone && slices.Equal(vis, op.Values)
+}
+
+// itemModel returns the porcupine model, partitioned by item. referenced
+// holds the reads whose token some write carried: only those are
+// remembered, which keeps equal states equal.
+func itemModel(referenced map[int]bool) porcupine.Model {
+	nm := porcupine.NondeterministicModel{
+		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+			byKey := map[string][]porcupine.Operation{}
+			var keys []string
+			for _, o := range history {
+				k := o.Input.(*Op).Key
+				if _, ok := byKey[k]; !ok {
+					keys = append(keys, k)
+				}
+				byKey[k] = append(byKey[k], o)
+			}
+			var out [][]porcupine.Operation
+			for _, k := range keys {
+				out = append(out, byKey[k])
+			}
+			return out
+		},
+		Init: func() []any { return []any{&itemState{}} },
+		Step: func(state, input, _ any) []any {
+			s, op := state.(*itemState), input.(*Op)
+			switch op.Kind {
+			case Read:
+				if !readMatches(s, op) {
+					return nil
+				}
+				if referenced[op.ID] {
+					return []any{s.withSeen(op.ID)}
+				}
+				return []any{s}
+			default:
+				vals, ok := applyWrite(s, op)
+				if !ok {
+					return nil
+				}
+				if op.Err != nil {
+					return []any{s.with(vals), s}
+				}
+				return []any{s.with(vals)}
+			}
+		},
+		Equal: func(a, b any) bool {
+			x, y := a.(*itemState), b.(*itemState)
+			if !slices.Equal(x.vals, y.vals) || len(x.seen) != len(y.seen) {
+				return false
+			}
+			for id, v := range x.seen {
+				w, ok := y.seen[id]
+				if !ok || !slices.Equal(v, w) {
+					return false
+				}
+			}
+			return true
+		},
+		Hash: func(state any) uint64 {
+			h := fnv.New64a()
+			for _, v := range state.(*itemState).vals {
+				h.Write([]byte(v))
+				h.Write([]byte{0xff})
+			}
+			return h.Sum64()
+		},
+		DescribeOperation: func(input, _ any) string { return input.(*Op).String() },
+		DescribeState: func(state any) string {
+			var vs []string
+			for _, v := range state.(*itemState).vals {
+				if isTombstone(v) {
+					v = "⊥" + strings.TrimPrefix(v, "\x00tombstone")
+				}
+				vs = append(vs, v)
+			}
+			return "{" + strings.Join(vs, ", ") + "}"
+		},
+	}
+	return nm.ToModel()
+}
+
+// CheckLinearizable checks ops against the per-item register model with
+// K2V causality (see itemState). It returns nil when the history is
+// linearizable, an error listing the operations of a failing item
+// otherwise, or ErrCheckTimeout when the check took longer than timeout
+// (0: no limit).
+func CheckLinearizable(ops []Op, timeout time.Duration) error {
+	referenced := map[int]bool{}
+	var hist []porcupine.Operation
+	for i := range ops {
+		op := &ops[i]
+		if op.Kind != Read && op.FromRead >= 0 {
+			referenced[op.FromRead] = true
+		}
+		if op.Kind == Read && op.Err != nil {
+			continue
+		}
+		ret := int64(op.Return)
+		if op.Err != nil {
+			ret = math.MaxInt64
+		}
+		hist = append(hist, porcupine.Operation{ClientId: op.Worker, Input: op, Call: int64(op.Call), Return: ret})
+	}
+	model := itemModel(referenced)
+	res, info := porcupine.CheckOperationsVerbose(model, hist, timeout)
+	switch res {
+	case porcupine.Ok:
+		return nil
+	case porcupine.Unknown:
+		return ErrCheckTimeout
+	}
+	// Name the longest prefix that linearized, per failing partition.
+	perKey := map[string]int{}
+	for _, o := range hist {
+		perKey[o.Input.(*Op).Key]++
+	}
+	var b strings.Builder
+	b.WriteString("nodetest: history is not linearizable under the K2V item model")
+	for _, part := range info.PartialLinearizationsOperations() {
+		if len(part) == 0 {
+			continue
+		}
+		longest := part[0]
+		for _, l := range part {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+		if len(longest) == 0 {
+			continue
+		}
+		key := longest[0].Input.(*Op).Key
+		if len(longest) == perKey[key] {
+			continue // this item linearized
+		}
+		fmt.Fprintf(&b, "\nitem %s, longest linearizable prefix:", key)
+		for _, o := range longest {
+			fmt.Fprintf(&b, "\n  %s", o.Input.(*Op))
+		}
+		fmt.Fprintf(&b, "\nitem %s, all operations:", key)
+		for i := range ops {
+			if ops[i].Key == key {
+				fmt.Fprintf(&b, "\n  %s", &ops[i])
+			}
+		}
+	}
+	return errors.New(b.String())
+}
+
+// Final is what a final read of every item returned: sort key → the
+// non-tombstone values. Items missing from the map read as empty.
+type Final map[string][]string
+
+// CheckNoLostWrites checks the final state of the items against the
+// history, without ordering:
+//
+//   - every value of an acknowledged write is present, unless a read
+//     returned it and some write carrying that read's token was attempted
+//     (it may have superseded the value);
+//   - no value is present that an acknowledged token-carrying write
+//     superseded (a resurrection);
+//   - no value is present that no write wrote.
+//
+// ops[i].ID must be i, as History.Ops returns them.
+func CheckNoLostWrites(ops []Op, final Final) error {
+	written := map[string]*Op{}
+	for i := range ops {
+		if ops[i].Kind == Write {
+			written[ops[i].Value] = &ops[i]
+		}
+	}
+	mayBeSuperseded := map[string]bool{}
+	superseded := map[string]int{} // value → ID of the acknowledged write that superseded it
+	for i := range ops {
+		w := &ops[i]
+		if w.Kind == Read || w.FromRead < 0 {
+			continue
+		}
+		r := &ops[w.FromRead]
+		for _, v := range r.Values {
+			mayBeSuperseded[v] = true
+			if w.Err == nil {
+				superseded[v] = w.ID
+			}
+		}
+	}
+	var errs []error
+	for key, vals := range final {
+		for _, v := range vals {
+			w := written[v]
+			switch {
+			case w == nil:
+				errs = append(errs, fmt.Errorf("item %s: value %q was never written", key, v))
+			case w.Key != key:
+				errs = append(errs, fmt.Errorf("item %s: value %q was written to item %s", key, v, w.Key))
+			}
+			if id, ok := superseded[v]; ok {
+				errs = append(errs, fmt.Errorf("item %s: value %q is back after write #%d superseded it", key, v, id))
+			}
+		}
+	}
+	for i := range ops {
+		w := &ops[i]
+		if w.Kind != Write || w.Err != nil || mayBeSuperseded[w.Value] {
+			continue
+		}
+		if !slices.Contains(final[w.Key], w.Value) {
+			errs = append(errs, fmt.Errorf("item %s: acknowledged write lost: %s", w.Key, w))
+		}
+	}
+	return errors.Join(errs...)
+}

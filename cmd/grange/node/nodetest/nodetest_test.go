@@ -1,0 +1,175 @@
+package nodetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	k2vc "github.com/grangeio/grange/clients/k2v"
+)
+
+// runWorkload runs w against c, spreading operations over the live nodes,
+// and checks the history and the final state read at every live node.
+func runWorkload(t *testing.T, c *Cluster, w *Workload, during func()) {
+	t.Helper()
+	ctx := context.Background()
+	w.Client = func(worker, n int) (*k2vc.Client, int) {
+		i := (worker + n) % c.Len()
+		for !c.Alive(i) {
+			i = (i + 1) % c.Len()
+		}
+		return c.Client(i), i
+	}
+	h := NewHistory()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx, h)
+	}()
+	if during != nil {
+		during()
+	}
+	<-done
+	ops := h.Ops()
+	failed := 0
+	for _, op := range ops {
+		if op.Err != nil {
+			failed++
+		}
+	}
+	t.Logf("seed %d: %d operations, %d failed", w.Seed, len(ops), failed)
+	start := time.Now()
+	if err := CheckLinearizable(ops, time.Minute); err != nil {
+		t.Error(err)
+	}
+	t.Logf("linearizability checked in %v", time.Since(start))
+	for i := range c.Len() {
+		if !c.Alive(i) {
+			continue
+		}
+		final, err := w.ReadFinal(ctx, c.Client(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckNoLostWrites(ops, final); err != nil {
+			t.Errorf("final state at node %d: %v", i, err)
+		}
+	}
+}
+
+// TestWorkloadSingleNode: on one node the store is linearizable, so the
+// checkers pass. This validates the checkers and the workload on a real
+// server.
+func TestWorkloadSingleNode(t *testing.T) {
+	c := Start(t, Options{Nodes: 1})
+	w := &Workload{Workers: 6, Items: 3, OpsPerWorker: 60}
+	if testing.Short() {
+		w.OpsPerWorker = 20
+	}
+	runWorkload(t, c, w, func() {})
+}
+
+// TestHarness exercises the harness on what works today: formation over
+// the FaultNet, K2V on each node, kill and restart on the same ports,
+// wipe, replace, layout changes, a partition and its healing.
+func TestHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := Start(t, Options{Nodes: 5, RF: 3})
+	ctx := context.Background()
+	for i := range c.Len() {
+		if got := c.Node(i).Cluster().Layout().Version; got != 1 {
+			t.Fatalf("node %d: layout version %d", i, got)
+		}
+		if n := len(c.Node(i).Cluster().Layout().StorageNodes()); n != 5 {
+			t.Fatalf("node %d: %d storage nodes", i, n)
+		}
+		if err := c.Client(i).InsertItem(ctx, "p", "s", []byte("v"), ""); err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+
+	// Kill and restart: same identity, same ports, data kept (locally).
+	id := c.ID(2)
+	c.Kill(2)
+	if _, err := c.Client(2).ReadItem(ctx, "p", "s"); err == nil {
+		t.Fatal("killed node answered")
+	}
+	c.Restart(2)
+	if c.ID(2) != id {
+		t.Fatal("identity changed across restart")
+	}
+	if _, err := c.Client(2).ReadItem(ctx, "p", "s"); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+
+	// Partition node 4 away: the others see it down; heal: up again.
+	c.Net.Isolate(c.RPCAddr(4))
+	c.Eventually("isolated node down", func() error {
+		if c.Node(0).Cluster().IsUp(c.ID(4)) {
+			return errors.New("still up")
+		}
+		return nil
+	})
+	c.Net.Heal()
+	c.WaitMesh()
+
+	// WipeData keeps the identity and loses the data (and the layout,
+	// which comes back from the peers).
+	id = c.ID(3)
+	c.WipeData(3)
+	if c.ID(3) != id {
+		t.Fatal("identity changed across WipeData")
+	}
+	c.WaitLayout(1)
+	if _, err := c.Client(3).ReadItem(ctx, "p", "s"); !errors.Is(err, k2vc.ErrNoSuchKey) {
+		t.Fatalf("after wipe: %v", err)
+	}
+
+	// Replace node 1 and add a node in dc1; remove node 0.
+	old := c.ID(1)
+	c.Replace(1)
+	if c.ID(1) == old {
+		t.Fatal("replaced node kept its identity")
+	}
+	i := c.AddNode("dc1")
+	c.Remove(0)
+	v := c.Apply()
+	c.WaitLayout(v)
+	l := c.Node(i).Cluster().Layout()
+	if l.IsStorageNode(old) || l.IsStorageNode(c.ID(0)) || !l.IsStorageNode(c.ID(1)) || !l.IsStorageNode(c.ID(i)) {
+		t.Fatalf("layout v%d storage nodes: %v", l.Version, l.StorageNodes())
+	}
+}
+
+// TestWorkloadFaults runs the workload on five nodes while the network
+// partitions a minority, delays links, and a node is killed and restarted;
+// then it checks the histories.
+//
+// It needs K2V tables replicated over the cluster (quorum reads and
+// writes, anti-entropy): today every node keeps its K2V data locally, so
+// the histories are not linearizable across nodes and it would fail.
+func TestWorkloadFaults(t *testing.T) {
+	t.Skip("needs replicated tables")
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := Start(t, Options{Nodes: 5, RF: 3})
+	w := &Workload{Workers: 8, Items: 4, Duration: 15 * time.Second, OpTimeout: 3 * time.Second}
+	runWorkload(t, c, w, func() {
+		time.Sleep(2 * time.Second)
+		c.Net.Partition([]string{c.RPCAddr(0), c.RPCAddr(1)}) // a minority of 2
+		time.Sleep(3 * time.Second)
+		c.Net.Heal()
+		c.Net.SetDelay(c.RPCAddr(2), c.RPCAddr(3), 200*time.Millisecond)
+		c.Net.SetDelay(c.RPCAddr(3), c.RPCAddr(2), 200*time.Millisecond)
+		time.Sleep(2 * time.Second)
+		c.Kill(4)
+		time.Sleep(3 * time.Second)
+		c.Restart(4)
+		c.Net.SetDelay(c.RPCAddr(2), c.RPCAddr(3), 0)
+		c.Net.SetDelay(c.RPCAddr(3), c.RPCAddr(2), 0)
+	})
+}
