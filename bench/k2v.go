@@ -22,7 +22,12 @@ import (
 // K2VConfig configures RunK2V. A zero field means its default.
 type K2VConfig struct {
 	// Client settings of the node under test.
-	Endpoint        string // default "http://127.0.0.1:3904"
+	Endpoint string // default "http://127.0.0.1:3904"
+	// Endpoints, when set, replaces Endpoint: the K2V APIs of several
+	// nodes of one cluster. Client i (and the loading of partition i) goes
+	// to Endpoints[i % len(Endpoints)], so the load is spread evenly and
+	// each client keeps its connection to one node.
+	Endpoints       []string
 	Region          string
 	AccessKeyID     string
 	SecretAccessKey string
@@ -46,8 +51,14 @@ type K2VConfig struct {
 }
 
 func (c *K2VConfig) defaults() {
-	if c.Endpoint == "" {
-		c.Endpoint = "http://127.0.0.1:3904"
+	if len(c.Endpoints) == 0 {
+		c.Endpoints = []string{c.Endpoint}
+	}
+	c.Endpoints = slices.Clone(c.Endpoints) // the caller's stays as it was
+	for i, e := range c.Endpoints {
+		if e == "" {
+			c.Endpoints[i] = "http://127.0.0.1:3904"
+		}
 	}
 	if len(c.Ops) == 0 {
 		c.Ops = []string{"insert", "read", "readbatch"}
@@ -102,38 +113,48 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // cfg.Duration with cfg.Concurrency clients.
 func RunK2V(ctx context.Context, cfg K2VConfig) ([]Result, error) {
 	cfg.defaults()
-	c, err := k2vc.New(k2vc.Config{
-		Endpoint: cfg.Endpoint, Region: cfg.Region, Bucket: cfg.Bucket,
-		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey,
-	})
-	if err != nil {
-		return nil, err
+	// One client (and so one connection pool) per endpoint.
+	var clients []*k2vc.Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for _, e := range cfg.Endpoints {
+		c, err := k2vc.New(k2vc.Config{
+			Endpoint: e, Region: cfg.Region, Bucket: cfg.Bucket,
+			AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey,
+		})
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
 	}
-	defer c.Close()
 	value := make([]byte, cfg.ValueBytes)
 	rand.Read(value)
-	if err := load(ctx, c, cfg, value); err != nil {
+	if err := load(ctx, clients, cfg, value); err != nil {
 		return nil, fmt.Errorf("load data set: %w", err)
 	}
 	var results []Result
 	for _, op := range cfg.Ops {
-		var fn func(ctx context.Context, r *mrand.Rand) error
+		// fn runs one operation as client w, bound to clients[w%len].
+		var fn func(ctx context.Context, w int, r *mrand.Rand) error
 		switch op {
 		case "insert":
 			var seq atomic.Uint64
-			fn = func(ctx context.Context, r *mrand.Rand) error {
+			fn = func(ctx context.Context, w int, r *mrand.Rand) error {
 				pk := fmt.Sprintf("p%04d", r.IntN(cfg.Partitions))
-				return c.InsertItem(ctx, pk, fmt.Sprintf("new%012d", seq.Add(1)), value, "")
+				return clients[w%len(clients)].InsertItem(ctx, pk, fmt.Sprintf("new%012d", seq.Add(1)), value, "")
 			}
 		case "read":
-			fn = func(ctx context.Context, r *mrand.Rand) error {
-				_, err := c.ReadItem(ctx, fmt.Sprintf("p%04d", r.IntN(cfg.Partitions)), fmt.Sprintf("s%06d", r.IntN(cfg.ItemsPerPartition)))
+			fn = func(ctx context.Context, w int, r *mrand.Rand) error {
+				_, err := clients[w%len(clients)].ReadItem(ctx, fmt.Sprintf("p%04d", r.IntN(cfg.Partitions)), fmt.Sprintf("s%06d", r.IntN(cfg.ItemsPerPartition)))
 				return err
 			}
 		case "readbatch":
-			fn = func(ctx context.Context, r *mrand.Rand) error {
+			fn = func(ctx context.Context, w int, r *mrand.Rand) error {
 				start := fmt.Sprintf("s%06d", r.IntN(max(1, cfg.ItemsPerPartition-cfg.Batch)))
-				res, err := c.ReadBatch(ctx, []k2vc.Search{{PartitionKey: fmt.Sprintf("p%04d", r.IntN(cfg.Partitions)), Start: start, Limit: cfg.Batch}})
+				res, err := clients[w%len(clients)].ReadBatch(ctx, []k2vc.Search{{PartitionKey: fmt.Sprintf("p%04d", r.IntN(cfg.Partitions)), Start: start, Limit: cfg.Batch}})
 				if err == nil && len(res[0].Items) != cfg.Batch {
 					err = fmt.Errorf("ReadBatch returned %d items, want %d", len(res[0].Items), cfg.Batch)
 				}
@@ -151,12 +172,14 @@ func RunK2V(ctx context.Context, cfg K2VConfig) ([]Result, error) {
 	return results, nil
 }
 
-// load writes the data set read by "read" and "readbatch".
-func load(ctx context.Context, c *k2vc.Client, cfg K2VConfig, value []byte) error {
+// load writes the data set read by "read" and "readbatch", partition p
+// through clients[p%len(clients)].
+func load(ctx context.Context, clients []*k2vc.Client, cfg K2VConfig, value []byte) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, cfg.Partitions)
 	sem := make(chan struct{}, 8)
 	for p := range cfg.Partitions {
+		c := clients[p%len(clients)]
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -177,9 +200,9 @@ func load(ctx context.Context, c *k2vc.Client, cfg K2VConfig, value []byte) erro
 	return <-errs
 }
 
-// measure runs fn from n goroutines for d and reports throughput and
-// latency percentiles.
-func measure(ctx context.Context, op string, n int, d time.Duration, fn func(context.Context, *mrand.Rand) error) (Result, error) {
+// measure runs fn from n goroutines (fn's w is the goroutine's index) for
+// d and reports throughput and latency percentiles.
+func measure(ctx context.Context, op string, n int, d time.Duration, fn func(ctx context.Context, w int, r *mrand.Rand) error) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type worker struct {
@@ -200,7 +223,7 @@ func measure(ctx context.Context, op string, n int, d time.Duration, fn func(con
 				if t0.After(deadline) {
 					return
 				}
-				err := fn(ctx, r)
+				err := fn(ctx, i, r)
 				w.lat = append(w.lat, time.Since(t0))
 				if err != nil {
 					w.errors++
