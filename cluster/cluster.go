@@ -129,6 +129,9 @@ type Cluster struct {
 		peers      map[NodeID]*peer
 		peersDirty bool // a peer address changed since the peer list was saved
 		listeners  []func(*layout.History)
+		// inflight counts the writes in progress (BeginWrite) by the
+		// version that was current when they began.
+		inflight   map[uint64]int
 		ln         net.Listener
 		closed     bool
 	}
@@ -179,6 +182,7 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.peers = map[NodeID]*peer{}
+	c.mu.inflight = map[uint64]int{}
 
 	h, err := LoadHistory(cfg.MetadataDir)
 	if err != nil {

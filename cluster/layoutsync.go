@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/grangeio/grange/cluster/layout"
@@ -81,15 +82,72 @@ func (c *Cluster) MarkSynced(v uint64) error {
 	return nil
 }
 
+// BeginWrite starts a write to the replica sets of a layout history: it
+// returns the installed history (an immutable snapshot: do not modify it)
+// and a function to call once the write is over. While writes that began
+// under a version are in progress, this node does not acknowledge a newer
+// one: an acknowledgement promises that every write this node still makes
+// goes to the replica sets of the new version too, which is what lets the
+// nodes of that version start syncing without missing a write (Garage's
+// layout "ack lock").
+func (c *Cluster) BeginWrite() (*layout.History, func()) {
+	c.mu.Lock()
+	h := c.mu.history
+	v := h.Current().Version
+	c.mu.inflight[v]++
+	c.mu.Unlock()
+	var once sync.Once
+	return h, func() { once.Do(func() { c.endWrite(v) }) }
+}
+
+func (c *Cluster) endWrite(v uint64) {
+	c.mu.Lock()
+	c.mu.inflight[v]--
+	drained := c.mu.inflight[v] == 0
+	if drained {
+		delete(c.mu.inflight, v)
+	}
+	advance := drained && c.ackableLocked() > c.mu.history.Trackers.Ack[c.id]
+	c.mu.Unlock()
+	if advance {
+		c.spawn(c.advanceAck)
+	}
+}
+
+// ackableLocked is the highest version this node may acknowledge: the
+// installed current version, unless writes that began under an older one
+// are still in progress. c.mu must be held.
+func (c *Cluster) ackableLocked() uint64 {
+	v := c.mu.history.Current().Version
+	for u := range c.mu.inflight {
+		v = min(v, u)
+	}
+	return v
+}
+
+// advanceAck recommits the history so that bookkeep raises this node's
+// acknowledgement to what ackableLocked now allows.
+func (c *Cluster) advanceAck() {
+	c.updMu.Lock()
+	defer c.updMu.Unlock()
+	if _, err := c.commitLocked(c.History()); err != nil {
+		c.log.Warn("recording the layout acknowledgement failed", "err", err)
+		return
+	}
+	c.broadcastLayout()
+}
+
 // bookkeep advances this node's own trackers in h: it acknowledges the
-// current version, marks it synced unless syncing is manual, acknowledges
-// the versions every node has synced, and retires the versions nobody
-// needs any more.
+// versions it may (see BeginWrite), marks them synced unless syncing is
+// manual, acknowledges the versions every node has synced, and retires the
+// versions nobody needs any more.
 func (c *Cluster) bookkeep(h *layout.History) {
-	cur := h.Current().Version
-	h.SetAck(c.id, cur)
+	c.mu.Lock()
+	ack := min(h.Current().Version, c.ackableLocked())
+	c.mu.Unlock()
+	h.SetAck(c.id, ack)
 	if !c.cfg.ManualSync {
-		h.SetSync(c.id, cur)
+		h.SetSync(c.id, ack)
 	}
 	if m := h.MinSync(); m > 0 {
 		h.SetSyncAck(c.id, m)
@@ -123,6 +181,17 @@ func (c *Cluster) commitLocked(h *layout.History) (bool, error) {
 	}
 	for _, fn := range listeners {
 		fn(snapshot.Clone())
+	}
+	c.mu.Lock()
+	advance := c.ackableLocked() > c.mu.history.Trackers.Ack[c.id]
+	c.mu.Unlock()
+	if advance {
+		// The version just installed can be acknowledged now that no
+		// write can begin under the previous one (unless writes that did
+		// are still running: endWrite acknowledges it when they end).
+		if _, err := c.commitLocked(c.History()); err != nil {
+			return true, err
+		}
 	}
 	return true, nil
 }

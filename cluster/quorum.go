@@ -206,3 +206,134 @@ func (c *Cluster) Preferred(nodes []NodeID) []NodeID {
 	})
 	return out
 }
+
+// CallSets runs call once on every node of the union of sets, all at once,
+// and returns when every set i has had quorums[i] successes among its
+// nodes: the write of an entry to the replica sets of every active layout
+// version. A node that belongs to several sets is called once and counts
+// in each. done lists nodes that already succeeded without a call (this
+// node, after a local write). It fails with a *QuorumError, naming the
+// first set that can no longer reach its quorum, as soon as that is
+// certain or when ctx ends. The calls still running when CallSets returns
+// go on in the background (bounded by opts.BackgroundTimeout, default
+// 30 s) so that writes reach every replica that is up; late reports each
+// of their outcomes (nil is fine).
+func CallSets(ctx context.Context, c *Cluster, sets [][]NodeID, quorums []int, done []NodeID, opts QuorumOptions, call func(ctx context.Context, to NodeID) error, late func(to NodeID, err error)) error {
+	ok := map[NodeID]bool{}
+	for _, id := range done {
+		ok[id] = true
+	}
+	var union []NodeID
+	seen := map[NodeID]bool{}
+	for _, set := range sets {
+		for _, id := range set {
+			if !seen[id] && !ok[id] {
+				seen[id] = true
+				union = append(union, id)
+			}
+		}
+	}
+	failed := map[NodeID]bool{}
+	var errs []error
+	// reached reports whether every set has its quorum; possible whether
+	// every set still can.
+	check := func() (reached, possible bool) {
+		reached, possible = true, true
+		for i, set := range sets {
+			got, open := 0, 0
+			for _, id := range set {
+				switch {
+				case ok[id]:
+					got++
+				case !failed[id]:
+					open++
+				}
+			}
+			if got < quorums[i] {
+				reached = false
+			}
+			if got+open < quorums[i] {
+				possible = false
+			}
+		}
+		return reached, possible
+	}
+	quorumErr := func(extra error) error {
+		need, got := 0, 0
+		for i, set := range sets {
+			g := 0
+			for _, id := range set {
+				if ok[id] {
+					g++
+				}
+			}
+			if g < quorums[i] {
+				need, got = quorums[i], g
+				break
+			}
+		}
+		if extra != nil {
+			errs = append(errs, extra)
+		}
+		return &QuorumError{Need: need, Got: got, Errs: errs}
+	}
+	if reached, possible := check(); reached || !possible {
+		if !reached {
+			return quorumErr(nil)
+		}
+		if len(union) == 0 {
+			return nil
+		}
+	}
+	bt := opts.BackgroundTimeout
+	if bt == 0 {
+		bt = 30 * time.Second
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bt)
+	type answer struct {
+		from NodeID
+		err  error
+	}
+	answers := make(chan answer, len(union))
+	for _, to := range c.Preferred(union) {
+		go func() { answers <- answer{to, call(callCtx, to)} }()
+	}
+	pending := len(union)
+	finish := func() {
+		// the stragglers finish in the background
+		go func() {
+			for range pending {
+				a := <-answers
+				if late != nil {
+					late(a.from, a.err)
+				}
+			}
+			cancel()
+		}()
+	}
+	for {
+		if reached, possible := check(); reached || !possible {
+			finish()
+			if reached {
+				return nil
+			}
+			return quorumErr(nil)
+		}
+		select {
+		case a := <-answers:
+			pending--
+			if a.err != nil {
+				failed[a.from] = true
+				errs = append(errs, &NodeError{Node: a.from, Err: a.err})
+				if late != nil {
+					late(a.from, a.err)
+				}
+				continue
+			}
+			ok[a.from] = true
+		case <-ctx.Done():
+			finish()
+			return quorumErr(ctx.Err())
+		}
+	}
+}

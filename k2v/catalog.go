@@ -30,6 +30,9 @@ type CatalogConfig struct {
 	// IsEmpty reports whether a bucket holds no data; DeleteBucket refuses
 	// to delete a bucket for which it returns false. Nil means always empty.
 	IsEmpty func(ctx context.Context, id BucketID) (bool, error)
+	// Replicator, when set, makes the catalog tables full copies on every
+	// node of the cluster; nil keeps them on this node only.
+	Replicator *Replicator
 }
 
 // Catalog holds the buckets, their global aliases and the access keys with
@@ -43,6 +46,7 @@ type Catalog struct {
 	aliases *Table[Alias]
 	now     func() time.Time
 	isEmpty func(ctx context.Context, id BucketID) (bool, error)
+	rep     *Replicator
 
 	keyCache    *cache[Key]
 	bucketCache *cache[Bucket]
@@ -68,10 +72,41 @@ func NewCatalog(db *DB, cfg CatalogConfig) (*Catalog, error) {
 	if c.aliases, err = NewTable[Alias](db, aliasSchema{}); err != nil {
 		return nil, err
 	}
+	if cfg.Replicator != nil {
+		c.rep = cfg.Replicator
+		Replicate(c.rep, c.keys, FullCopy)
+		Replicate(c.rep, c.buckets, FullCopy)
+		Replicate(c.rep, c.aliases, FullCopy)
+	}
 	c.keyCache = newCache(c.keys)
 	c.bucketCache = newCache(c.buckets)
 	c.aliasCache = newCache(c.aliases)
 	return c, nil
+}
+
+// catalogWriteTimeout bounds the replication of a catalog change.
+const catalogWriteTimeout = 30 * time.Second
+
+// update runs fn in a local batch and, with replication, sends what it
+// changed to a majority of the nodes.
+func (c *Catalog) update(fn func(b *Batch) error) error {
+	if c.rep == nil {
+		return c.db.Update(fn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), catalogWriteTimeout)
+	defer cancel()
+	return c.rep.Update(ctx, fn)
+}
+
+// updateEntry is Table.Update through c.update.
+func updateEntry[E any](c *Catalog, t *Table[E], partition, sort []byte, fn func(cur *E) (*E, error)) (*E, error) {
+	var out *E
+	err := c.update(func(b *Batch) error {
+		var err error
+		out, err = t.UpdateIn(b, partition, sort, fn)
+		return err
+	})
+	return out, err
 }
 
 func (c *Catalog) nowMs() uint64 { return uint64(c.now().UnixMilli()) }
@@ -109,7 +144,7 @@ func (c *Catalog) ImportKey(id, secret, name string) (*Key, error) {
 
 func (c *Catalog) createKey(id, secret, name string) (*Key, error) {
 	now := c.nowMs()
-	return c.keys.Update(nil, []byte(id), func(cur *Key) (*Key, error) {
+	return updateEntry(c, c.keys, nil, []byte(id), func(cur *Key) (*Key, error) {
 		if cur != nil {
 			return nil, fmt.Errorf("%w: %s (IDs of deleted keys cannot be reused)", ErrKeyExists, id)
 		}
@@ -196,7 +231,7 @@ type KeyUpdate struct {
 // UpdateKey renames a key or changes its bucket-creation right.
 func (c *Catalog) UpdateKey(id string, u KeyUpdate) (*Key, error) {
 	now := c.nowMs()
-	return c.keys.Update(nil, []byte(id), func(k *Key) (*Key, error) {
+	return updateEntry(c, c.keys, nil, []byte(id), func(k *Key) (*Key, error) {
 		if k == nil || k.Deleted {
 			return nil, fmt.Errorf("%w: %s", ErrNoSuchKey, id)
 		}
@@ -214,7 +249,7 @@ func (c *Catalog) UpdateKey(id string, u KeyUpdate) (*Key, error) {
 // from every bucket.
 func (c *Catalog) DeleteKey(id string) error {
 	now := c.nowMs()
-	return c.db.Update(func(b *Batch) error {
+	return c.update(func(b *Batch) error {
 		k, err := c.keys.GetIn(b, nil, []byte(id))
 		if err != nil {
 			return err
@@ -333,7 +368,7 @@ func (c *Catalog) CreateBucket(globalAlias string, local *LocalAliasSpec) (*Buck
 	now := c.nowMs()
 	id := NewBucketID()
 	bk := &Bucket{ID: id, CreatedMs: now}
-	err := c.db.Update(func(b *Batch) error {
+	err := c.update(func(b *Batch) error {
 		if globalAlias != "" {
 			if err := c.assignAliasIn(b, globalAlias, id, now); err != nil {
 				return err
@@ -446,7 +481,7 @@ func (c *Catalog) DeleteBucket(ctx context.Context, id BucketID) error {
 		return fmt.Errorf("%w: %v", ErrBucketNotEmpty, id)
 	}
 	now := c.nowMs()
-	return c.db.Update(func(b *Batch) error {
+	return c.update(func(b *Batch) error {
 		bk, err := c.buckets.GetIn(b, nil, id[:])
 		if err != nil {
 			return err
@@ -507,7 +542,7 @@ func (c *Catalog) AddAlias(id BucketID, name string) (*Bucket, error) {
 		return nil, fmt.Errorf("%w: invalid bucket name %q", ErrInvalidArgument, name)
 	}
 	now := c.nowMs()
-	err := c.db.Update(func(b *Batch) error {
+	err := c.update(func(b *Batch) error {
 		if bk, err := c.buckets.GetIn(b, nil, id[:]); err != nil {
 			return err
 		} else if bk == nil || bk.Deleted {
@@ -532,7 +567,7 @@ func (c *Catalog) AddAlias(id BucketID, name string) (*Bucket, error) {
 // RemoveAlias removes a global alias of a bucket.
 func (c *Catalog) RemoveAlias(id BucketID, name string) (*Bucket, error) {
 	now := c.nowMs()
-	err := c.db.Update(func(b *Batch) error {
+	err := c.update(func(b *Batch) error {
 		bk, err := c.buckets.GetIn(b, nil, id[:])
 		if err != nil {
 			return err
@@ -560,7 +595,7 @@ func (c *Catalog) RemoveAlias(id BucketID, name string) (*Bucket, error) {
 // p for a key on a bucket; permissions not set in p are left as they are.
 func (c *Catalog) SetPermissions(id BucketID, keyID string, p Perm, allow bool) (*Bucket, error) {
 	now := c.nowMs()
-	err := c.db.Update(func(b *Batch) error {
+	err := c.update(func(b *Batch) error {
 		bk, err := c.buckets.GetIn(b, nil, id[:])
 		if err != nil {
 			return err
@@ -608,7 +643,7 @@ func (c *Catalog) SetPermissions(id BucketID, keyID string, p Perm, allow bool) 
 // SetCORS replaces a bucket's CORS rules (nil removes them).
 func (c *Catalog) SetCORS(id BucketID, rules []CORSRule) error {
 	now := c.nowMs()
-	_, err := c.buckets.Update(nil, id[:], func(bk *Bucket) (*Bucket, error) {
+	_, err := updateEntry(c, c.buckets, nil, id[:], func(bk *Bucket) (*Bucket, error) {
 		if bk == nil || bk.Deleted {
 			return nil, fmt.Errorf("%w: %v", ErrNoSuchBucket, id)
 		}

@@ -1,6 +1,7 @@
 package k2v
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ type counterPublisher struct {
 	db       *DB
 	counters *Table[CounterEntry]
 	log      *slog.Logger
+	// insert, when set, publishes through the replicated counter table
+	// instead of merging into the local one.
+	insert func(ctx context.Context, entries []*CounterEntry) error
 
 	mu struct {
 		sync.Mutex
@@ -142,7 +146,53 @@ func (p *counterPublisher) flush() error {
 	}
 	p.mu.dirty = map[string]struct{}{}
 	p.mu.Unlock()
-	err := p.db.Update(func(b *Batch) error {
+	var err error
+	if p.insert != nil {
+		err = p.publishReplicated(dirty)
+	} else {
+		err = p.publishLocal(dirty)
+	}
+	if err != nil {
+		// put them back for the next try
+		p.mu.Lock()
+		for key := range dirty {
+			p.mu.dirty[key] = struct{}{}
+		}
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// publishReplicated sends this node's slots to the replicas of the counter
+// table.
+func (p *counterPublisher) publishReplicated(dirty map[string]struct{}) error {
+	var entries []*CounterEntry
+	for key := range dirty {
+		v, err := p.db.GetLocal([]byte(key))
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			continue
+		}
+		slot, err := decodeCounterSlot(v)
+		if err != nil {
+			return err
+		}
+		var bucket BucketID
+		copy(bucket[:], key[3:35])
+		entries = append(entries, &CounterEntry{Bucket: bucket, Partition: key[35:], Slots: []CounterSlot{slot}})
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return p.insert(ctx, entries)
+}
+
+func (p *counterPublisher) publishLocal(dirty map[string]struct{}) error {
+	return p.db.Update(func(b *Batch) error {
 		for key := range dirty {
 			v, err := b.GetLocal([]byte(key))
 			if err != nil {
@@ -163,13 +213,4 @@ func (p *counterPublisher) flush() error {
 		}
 		return nil
 	})
-	if err != nil {
-		// put them back for the next try
-		p.mu.Lock()
-		for key := range dirty {
-			p.mu.dirty[key] = struct{}{}
-		}
-		p.mu.Unlock()
-	}
-	return err
 }

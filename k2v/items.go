@@ -36,6 +36,9 @@ type ItemsConfig struct {
 	IsStorageNode func(cluster.NodeID) bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Replicator, when set, replicates the item and counter tables over
+	// the cluster; nil keeps them on this node only.
+	Replicator *Replicator
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -52,6 +55,11 @@ type Items struct {
 	isNode   func(cluster.NodeID) bool
 	now      func() time.Time
 	log      *slog.Logger
+
+	// with replication: the replicated item and counter tables
+	rep       *Replicator
+	ritems    *Replicated[Item]
+	rcounters *Replicated[CounterEntry]
 
 	// lastTime is the last timestamp this node gave a write, persisted with
 	// each write: timestamps keep increasing across items and restarts even
@@ -81,6 +89,15 @@ func NewItems(db *DB, cfg ItemsConfig) (*Items, error) {
 	s.pub = newCounterPublisher(db, s.counters, s.log)
 	if s.items, err = NewTable[Item](db, itemSchema{pub: s.pub, node: cfg.Node, now: s.now}); err != nil {
 		return nil, err
+	}
+	if cfg.Replicator != nil {
+		s.rep = cfg.Replicator
+		s.ritems = Replicate(s.rep, s.items, Sharded)
+		s.rcounters = Replicate(s.rep, s.counters, Sharded)
+		s.pub.insert = func(ctx context.Context, entries []*CounterEntry) error {
+			return s.rcounters.Insert(ctx, entries...)
+		}
+		s.registerHandlers()
 	}
 	// local counters whose publication a crash interrupted
 	if err := s.pub.markAllDirty(); err != nil {
@@ -131,13 +148,29 @@ func (s *Items) Insert(ctx context.Context, bucket BucketID, writes ...Write) er
 			return err
 		}
 	}
+	if s.rep != nil {
+		return s.insertCluster(ctx, bucket, writes)
+	}
+	return s.insertHere(ctx, bucket, writes)
+}
+
+// insertHere stamps and applies writes on this node and, with
+// replication, sends the resulting items to their other replicas.
+func (s *Items) insertHere(ctx context.Context, bucket BucketID, writes []Write) error {
 	const group = 100
 	for len(writes) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n := min(group, len(writes))
-		if err := s.db.Update(func(b *Batch) error { return s.applyWrites(b, bucket, writes[:n]) }); err != nil {
+		apply := func(b *Batch) error { return s.applyWrites(b, bucket, writes[:n]) }
+		var err error
+		if s.rep != nil {
+			err = s.rep.Update(ctx, apply)
+		} else {
+			err = s.db.Update(apply)
+		}
+		if err != nil {
 			return fmt.Errorf("insert into bucket %v: %w", bucket, err)
 		}
 		writes = writes[n:]
@@ -171,7 +204,13 @@ func (s *Items) Get(ctx context.Context, bucket BucketID, pk, sk string) (*Item,
 	if err := checkKeys(pk, sk); err != nil {
 		return nil, err
 	}
-	it, err := s.items.Get(itemPartitionKey(bucket, pk), []byte(sk))
+	var it *Item
+	var err error
+	if s.rep != nil {
+		it, err = s.ritems.Get(ctx, itemPartitionKey(bucket, pk), []byte(sk))
+	} else {
+		it, err = s.items.Get(itemPartitionKey(bucket, pk), []byte(sk))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read item: %w", err)
 	}
@@ -204,7 +243,7 @@ func (s *Items) ReadRange(ctx context.Context, bucket BucketID, pk string, r Ran
 		return nil, Page{}, err
 	}
 	var out []*Item
-	page, err := walkRange(s.items, itemPartitionKey(bucket, pk), r, MaxPageItems, f.Accept, func(_ []byte, it *Item) bool {
+	page, err := walkRange(s.scanItems(ctx), itemPartitionKey(bucket, pk), r, MaxPageItems, f.Accept, func(_ []byte, it *Item) bool {
 		out = append(out, it)
 		if budget == nil {
 			return true
@@ -220,6 +259,16 @@ func (s *Items) ReadRange(ctx context.Context, bucket BucketID, pk string, r Ran
 		return nil, Page{}, fmt.Errorf("read range: %w", err)
 	}
 	return out, page, nil
+}
+
+// scanItems is the scan range reads use: a quorum scan with replication.
+func (s *Items) scanItems(ctx context.Context) scanFunc[Item] {
+	if s.rep == nil {
+		return s.items.Scan
+	}
+	return func(partition []byte, o ScanOptions, fn func(sort []byte, e *Item) (bool, error)) error {
+		return s.ritems.Scan(ctx, partition, o, fn)
+	}
 }
 
 // DeleteItem writes a tombstone over every version of one item as read now
@@ -269,13 +318,21 @@ func (s *Items) PollItem(ctx context.Context, bucket BucketID, pk, sk string, to
 	if err := checkKeys(pk, sk); err != nil {
 		return nil, false, err
 	}
+	if s.rep != nil {
+		return s.pollItemCluster(ctx, bucket, pk, sk, token, timeout)
+	}
+	return s.pollItemHere(ctx, bucket, pk, sk, token, timeout)
+}
+
+// pollItemHere is PollItem on this node's copy.
+func (s *Items) pollItemHere(ctx context.Context, bucket BucketID, pk, sk string, token Clock, timeout time.Duration) (it *Item, changed bool, err error) {
 	// watch first, then read: a write between the two is not missed
 	w := s.items.Watch(itemPartitionKey(bucket, pk))
 	defer w.Close()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
-		it, err := s.Get(ctx, bucket, pk, sk)
+		it, err := s.items.Get(itemPartitionKey(bucket, pk), []byte(sk))
 		if err != nil {
 			return nil, false, err
 		}
@@ -315,17 +372,30 @@ func (s *Items) PollRange(ctx context.Context, bucket BucketID, pk string, r Pol
 	if err := checkKeys(pk, ""); err != nil {
 		return nil, nil, false, err
 	}
+	if s.rep != nil {
+		return s.pollRangeCluster(ctx, bucket, pk, r, marker, timeout)
+	}
+	items, complete, changed, err := s.pollRangeHere(ctx, bucket, pk, r, marker, timeout)
+	if err != nil || !changed {
+		return nil, nil, changed, err
+	}
+	return items, s.nextMarker(marker, r, items, complete), true, nil
+}
+
+// pollRangeHere is PollRange on this node's copy; complete is false when
+// items were left out past MaxPageItems.
+func (s *Items) pollRangeHere(ctx context.Context, bucket BucketID, pk string, r PollRange, marker *SeenMarker, timeout time.Duration) (items []*Item, complete, changed bool, err error) {
 	partition := itemPartitionKey(bucket, pk)
 	w := s.items.Watch(partition)
 	defer w.Close()
 
 	isNew := func(it *Item) bool { return it.HasValues() && (marker == nil || marker.isNew(it)) }
-	items, complete, err := s.scanPoll(partition, r, isNew)
+	items, complete, err = s.scanPoll(partition, r, isNew)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, false, false, err
 	}
 	if marker == nil || len(items) > 0 {
-		return items, s.nextMarker(marker, r, items, complete), true, nil
+		return items, complete, true, nil
 	}
 
 	timer := time.NewTimer(timeout)
@@ -334,9 +404,9 @@ func (s *Items) PollRange(ctx context.Context, bucket BucketID, pk string, r Pol
 		select {
 		case <-w.C:
 		case <-timer.C:
-			return nil, nil, false, nil
+			return nil, false, false, nil
 		case <-ctx.Done():
-			return nil, nil, false, ctx.Err()
+			return nil, false, false, ctx.Err()
 		}
 		sorts, overflow := w.Changed()
 		if overflow {
@@ -345,10 +415,10 @@ func (s *Items) PollRange(ctx context.Context, bucket BucketID, pk string, r Pol
 			items, complete, err = s.getPoll(partition, r, sorts, isNew)
 		}
 		if err != nil {
-			return nil, nil, false, err
+			return nil, false, false, err
 		}
 		if len(items) > 0 {
-			return items, s.nextMarker(marker, r, items, complete), true, nil
+			return items, complete, true, nil
 		}
 	}
 }
@@ -424,7 +494,13 @@ func (s *Items) ReadIndex(ctx context.Context, bucket BucketID, r Range) ([]Inde
 	}
 	var out []IndexEntry
 	accept := func(e *CounterEntry) bool { return e.aggregate(s.isNode) != Counts{} }
-	page, err := walkRange(s.counters, bucket[:], r, MaxPageItems, accept, func(_ []byte, e *CounterEntry) bool {
+	scan := s.counters.Scan
+	if s.rep != nil {
+		scan = func(partition []byte, o ScanOptions, fn func(sort []byte, e *CounterEntry) (bool, error)) error {
+			return s.rcounters.Scan(ctx, partition, o, fn)
+		}
+	}
+	page, err := walkRange(scan, bucket[:], r, MaxPageItems, accept, func(_ []byte, e *CounterEntry) bool {
 		out = append(out, IndexEntry{Partition: e.Partition, Counts: e.aggregate(s.isNode)})
 		return true
 	})

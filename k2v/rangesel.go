@@ -77,6 +77,10 @@ func minUpper(a, b []byte) []byte {
 	return a
 }
 
+// scanFunc is a scan of one partition key: Table.Scan on one node, or a
+// quorum scan of the replicas (Replicated.Scan).
+type scanFunc[E any] func(partition []byte, o ScanOptions, fn func(sort []byte, e *E) (bool, error)) error
+
 // Page is the pagination outcome of a range walk: More is true when the
 // walk stopped because of the limit (or a server cap), and Next is then the
 // first key not returned.
@@ -90,7 +94,7 @@ type Page struct {
 // maxItems or emit's refusal (it returns false once its budget is spent, the
 // entry it was given being included) stops the walk, in which case the next
 // accepted key is reported in the Page.
-func walkRange[E any](t *Table[E], partition []byte, r Range, maxItems int, accept func(*E) bool, emit func(sort []byte, e *E) bool) (Page, error) {
+func walkRange[E any](scan scanFunc[E], partition []byte, r Range, maxItems int, accept func(*E) bool, emit func(sort []byte, e *E) bool) (Page, error) {
 	var page Page
 	if err := r.Validate(); err != nil {
 		return page, err
@@ -105,7 +109,7 @@ func walkRange[E any](t *Table[E], partition []byte, r Range, maxItems int, acce
 	}
 	var n uint64
 	full := false
-	err := t.Scan(partition, o, func(sort []byte, e *E) (bool, error) {
+	err := scan(partition, o, func(sort []byte, e *E) (bool, error) {
 		if !accept(e) {
 			return true, nil
 		}

@@ -237,6 +237,18 @@ type ScanOptions struct {
 // the DB (the scan holds it open; collect, then act).
 func (t *Table[E]) Scan(partition []byte, o ScanOptions, fn func(sort []byte, e *E) (bool, error)) error {
 	base := t.key(Hash(partition), nil)
+	return t.iterate(scanIterOptions(base, o), o.Reverse, func(key, value []byte) (bool, error) {
+		e, err := t.schema.Decode(value)
+		if err != nil {
+			return false, fmt.Errorf("table %s: %w", t.name, err)
+		}
+		return fn(key[len(base):], e)
+	})
+}
+
+// scanIterOptions bounds an iteration to the sort keys of o under base
+// (the key prefix of one partition key).
+func scanIterOptions(base []byte, o ScanOptions) *pebble.IterOptions {
 	iopts := &pebble.IterOptions{
 		LowerBound: append(bytes.Clone(base), o.Lower...),
 		UpperBound: prefixEnd(base),
@@ -244,13 +256,7 @@ func (t *Table[E]) Scan(partition []byte, o ScanOptions, fn func(sort []byte, e 
 	if o.Upper != nil {
 		iopts.UpperBound = append(bytes.Clone(base), o.Upper...)
 	}
-	return t.iterate(iopts, o.Reverse, func(key, value []byte) (bool, error) {
-		e, err := t.schema.Decode(value)
-		if err != nil {
-			return false, fmt.Errorf("table %s: %w", t.name, err)
-		}
-		return fn(key[len(base):], e)
-	})
+	return iopts
 }
 
 // ScanPartition calls fn with the stored key (after the table prefix: hash

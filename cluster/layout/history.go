@@ -273,6 +273,19 @@ func (h *History) SetSyncAck(id NodeID, v uint64) bool { return setMax(&h.Tracke
 // below the first active version (or missing) counts as that version.
 func (h *History) MinAck() uint64 { return h.minAmongStorage(h.Trackers.Ack) }
 
+// ReadVersion is the layout version reads use: the newest active version
+// every storage node has synced (MinSync), so that it holds every
+// acknowledged write; the oldest active version when none is.
+func (h *History) ReadVersion() *Layout {
+	m := h.MinSync()
+	for i := len(h.Versions) - 1; i > 0; i-- {
+		if h.Versions[i].Version <= m {
+			return h.Versions[i]
+		}
+	}
+	return h.Versions[0]
+}
+
 // MinSync is the highest version every storage node of every active
 // version has synced, counted as in MinAck.
 func (h *History) MinSync() uint64 { return h.minAmongStorage(h.Trackers.Sync) }

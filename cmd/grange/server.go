@@ -88,6 +88,7 @@ func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
 		DataDir:           c.DataDir[0].Path,
 		NoMetadataFsync:   !*c.MetadataFsync,
 		ReplicationFactor: c.ReplicationFactor,
+		ConsistencyMode:   c.ConsistencyMode,
 		SingleNode:        singleNode,
 		Region:            c.S3API.S3Region,
 		K2VAddr:           c.K2VAPI.APIBindAddr,

@@ -61,6 +61,12 @@ type Config struct {
 	// Cluster tunes peering (ping interval…); its identity, secret,
 	// addresses, directory and logger come from the fields above.
 	Cluster cluster.Config
+	// ConsistencyMode is consistency_mode: "consistent" (default),
+	// "degraded" or "dangerous".
+	ConsistencyMode string
+	// Replication tunes the replicated tables (anti-entropy period, GC
+	// delay…); its cluster, database, mode and logger are set by New.
+	Replication k2v.ReplicatorConfig
 
 	// Version is the software version the node reports; "" means the
 	// module's build information.
@@ -97,6 +103,7 @@ type Node struct {
 	key     cluster.NodeKey
 	cluster *cluster.Cluster
 	db      *k2v.DB
+	rep     *k2v.Replicator
 	items   *k2v.Items
 	catalog *k2v.Catalog
 
@@ -173,6 +180,12 @@ func New(cfg Config) (n *Node, err error) {
 	cc.BindAddr, cc.PublicAddr, cc.BootstrapPeers = cfg.RPCBindAddr, cfg.RPCPublicAddr, cfg.BootstrapPeers
 	cc.Network, cc.Now = cfg.Network, cfg.Now
 	cc.Logger = n.log.With("component", "cluster")
+	// the tables declare a layout version synced once they hold its data
+	cc.ManualSync = true
+	mode, err := k2v.ParseConsistencyMode(cfg.ConsistencyMode)
+	if err != nil {
+		return nil, err
+	}
 	if n.cluster, err = cluster.New(cc); err != nil {
 		return nil, err
 	}
@@ -196,7 +209,12 @@ func New(cfg Config) (n *Node, err error) {
 			db.Close()
 		}
 	}()
+	rc := cfg.Replication
+	rc.Cluster, rc.DB, rc.Consistency = n.cluster, n.db, mode
+	rc.Logger = n.log.With("component", "tables")
+	n.rep = k2v.NewReplicator(rc)
 	n.items, err = k2v.NewItems(n.db, k2v.ItemsConfig{
+		Replicator:    n.rep,
 		Node:          n.key.ID(),
 		IsStorageNode: func(id cluster.NodeID) bool { return n.cluster.Layout().IsStorageNode(id) },
 		Now:           cfg.Now,
@@ -205,7 +223,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.catalog, err = k2v.NewCatalog(n.db, k2v.CatalogConfig{Now: cfg.Now, IsEmpty: n.items.BucketEmpty})
+	n.catalog, err = k2v.NewCatalog(n.db, k2v.CatalogConfig{Now: cfg.Now, IsEmpty: n.items.BucketEmpty, Replicator: n.rep})
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +292,9 @@ func (n *Node) provision(fresh bool) error {
 	if err != nil {
 		return fmt.Errorf("node: default bucket: %w", err)
 	}
+	if k, _ := c.Key(keyID); k != nil && k.Buckets[id].Value == (k2v.Perm{Read: true, Write: true, Owner: true}) {
+		return nil // already granted: a restart writes nothing
+	}
 	if keyID != "" {
 		if _, err := c.SetPermissions(id, keyID, k2v.Perm{Read: true, Write: true, Owner: true}, true); err != nil {
 			return fmt.Errorf("node: default bucket permissions: %w", err)
@@ -326,6 +347,7 @@ func (n *Node) Start() error {
 	if err := n.cluster.Start(); err != nil {
 		return err
 	}
+	n.rep.Start()
 	n.items.Start()
 	if n.cfg.K2VAddr != "" {
 		srv := k2vhttp.New(k2vhttp.Config{
@@ -348,6 +370,7 @@ func (n *Node) Start() error {
 			Region:  n.cfg.Region,
 			Catalog: n.catalog,
 			Cluster: n.cluster,
+			Repair:  n.rep,
 			Version: n.cfg.Version,
 			Logger:  n.log.With("component", "admin_api"),
 		})
@@ -399,7 +422,11 @@ func (n *Node) stopServers(ctx context.Context) error {
 func (n *Node) Close(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
-		err = errors.Join(n.stopServers(ctx), n.items.Close(), n.cluster.Close(), n.db.Close())
+		err = n.stopServers(ctx)
+		// items publish their last counters through the replicator
+		err = errors.Join(err, n.items.Close())
+		n.rep.Close()
+		err = errors.Join(err, n.cluster.Close(), n.db.Close())
 	})
 	return err
 }
@@ -418,6 +445,12 @@ func (n *Node) AdminAddr() string { return addrOf(n.adminSrv) }
 
 // AdminToken returns the admin API token.
 func (n *Node) AdminToken() string { return n.adminToken }
+
+// Replicator returns the node's table replication (anti-entropy, queues).
+func (n *Node) Replicator() *k2v.Replicator { return n.rep }
+
+// Items returns the node's K2V item store.
+func (n *Node) Items() *k2v.Items { return n.items }
 
 // Catalog returns the node's bucket and key catalog.
 func (n *Node) Catalog() *k2v.Catalog { return n.catalog }

@@ -31,6 +31,9 @@ type Config struct {
 	Catalog *k2v.Catalog
 	// Cluster is the node's view of the cluster: peers, layout history.
 	Cluster *cluster.Cluster
+	// Repair runs anti-entropy on demand; nil disables the repair
+	// operations.
+	Repair Repairer
 	// Version is reported as the node's software version; "" means the
 	// main module version of the build information.
 	Version string
@@ -115,6 +118,8 @@ var operations = map[string]op{
 	"GetClusterStatus":            {"GET", (*Server).getClusterStatus},
 	"ConnectClusterNodes":         {"POST", (*Server).connectClusterNodes},
 	"GetNodeInfo":                 {"GET", (*Server).getNodeInfo},
+	"LaunchRepairOperation":       {"POST", (*Server).launchRepairOperation},
+	"GetTableSyncStatus":          {"GET", (*Server).getTableSyncStatus},
 	"GetClusterLayout":            {"GET", (*Server).getClusterLayout},
 	"UpdateClusterLayout":         {"POST", (*Server).updateClusterLayout},
 	"PreviewClusterLayoutChanges": {"POST", (*Server).previewClusterLayoutChanges},

@@ -22,6 +22,7 @@ import (
 	"github.com/grangeio/grange/cluster/clustertest"
 	"github.com/grangeio/grange/cluster/layout"
 	"github.com/grangeio/grange/cmd/grange/node"
+	"github.com/grangeio/grange/k2v"
 )
 
 // Credentials and bucket provisioned on every node.
@@ -63,6 +64,9 @@ type Cluster struct {
 	// (Client, Alive, Node) while the test kills and restarts nodes.
 	mu    sync.Mutex
 	nodes []*member
+	// started is set once the first node made the shared bucket: later
+	// nodes get it, like every catalog entry, from the others.
+	started bool
 }
 
 // member is one slot of the cluster; a slot keeps its ports across
@@ -113,6 +117,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.Assign(i, c.nodes[i].zone, opts.Capacity)
 	}
 	c.WaitLayout(c.Apply())
+	c.started = true
+	c.Eventually("the shared bucket on every node", func() error {
+		for i := range opts.Nodes {
+			if _, err := c.Node(i).Catalog().LookupAlias(Bucket); err != nil {
+				return fmt.Errorf("node %d: %w", i, err)
+			}
+		}
+		return nil
+	})
 	return c
 }
 
@@ -224,8 +237,15 @@ func (c *Cluster) start(i int) {
 		AdminToken:       "nodetest-admin-token",
 		DefaultAccessKey: AccessKey,
 		DefaultSecretKey: SecretKey,
-		DefaultBucket:    Bucket,
+		Replication: k2v.ReplicatorConfig{
+			SyncInterval:  2 * time.Second,
+			RetryInterval: 200 * time.Millisecond,
+			GCDelay:       2 * time.Second,
+		},
 		Logger:           slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: c.opts.LogLevel})).With("slot", i),
+	}
+	if !c.started && i == 0 {
+		cfg.DefaultBucket = Bucket
 	}
 	if c.opts.Configure != nil {
 		c.opts.Configure(i, &cfg)

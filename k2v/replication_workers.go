@@ -1,0 +1,497 @@
+package k2v
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/grangeio/grange/cluster"
+	"github.com/grangeio/grange/cluster/layout"
+)
+
+// ---- the retry queue ----
+//
+// A write that reached its quorums but failed on some replica is queued
+// for that replica, durably: spaceLocal ‖ "rq" ‖ table ‖ 0 ‖ node ‖ store
+// key → encoded entry (merged with what was queued already). The retry
+// worker sends the queue of every node that is up and removes what was
+// delivered. Anti-entropy would repair the replica anyway; the queue makes
+// it quick.
+
+func retryPrefix(table string) []byte {
+	k := make([]byte, 0, 3+len(table)+1)
+	k = append(k, "rq"...)
+	k = append(k, table...)
+	return append(k, 0)
+}
+
+func (rt *Replicated[E]) enqueueRetry(to cluster.NodeID, keys, values [][]byte) {
+	prefix := append(retryPrefix(rt.t.Name()), to[:]...)
+	err := rt.r.db.Update(func(b *Batch) error {
+		for i, k := range keys {
+			qk := append(bytes.Clone(prefix), k...)
+			old, err := b.GetLocal(qk)
+			if err != nil {
+				return err
+			}
+			v := values[i]
+			if old != nil {
+				a, err1 := rt.t.schema.Decode(old)
+				e, err2 := rt.t.schema.Decode(v)
+				if err1 == nil && err2 == nil {
+					rt.t.schema.Merge(a, e)
+					v = rt.t.schema.Encode(nil, a)
+				}
+			}
+			if err := b.SetLocal(qk, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		rt.r.log.Warn("queueing a write for retry failed; anti-entropy will repair the replica", "table", rt.t.Name(), "node", to, "err", err)
+	}
+	rt.r.poke()
+}
+
+func (r *Replicator) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Replicator) retryLoop() {
+	t := time.NewTicker(r.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		case <-r.wake:
+			// let a burst of failures queue up
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-r.ctx.Done():
+				return
+			}
+		}
+		for _, tbl := range r.order {
+			if _, err := tbl.retryQueued(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Debug("retrying queued writes", "table", tbl.name(), "err", err)
+			}
+		}
+	}
+}
+
+// retryQueued sends up to a few thousand queued entries to their nodes.
+func (rt *Replicated[E]) retryQueued(ctx context.Context) (int, error) {
+	type item struct{ qkey, value []byte }
+	byNode := map[cluster.NodeID][]item{}
+	prefix := retryPrefix(rt.t.Name())
+	n := 0
+	err := rt.r.db.scanLocal(prefix, func(key, value []byte) error {
+		rest := key[len(prefix):]
+		if len(rest) < 32+32 || n >= 4096 {
+			return nil
+		}
+		var id cluster.NodeID
+		copy(id[:], rest[:32])
+		byNode[id] = append(byNode[id], item{bytes.Clone(key), bytes.Clone(value)})
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	h := rt.r.c.History()
+	var errs []error
+	for id, items := range byNode {
+		var send, drop []item
+		for _, it := range items {
+			sk := it.qkey[len(prefix)+32:]
+			if containsNode(rt.storageSetUnion(h, cluster.Partition(sk[0])), id) {
+				send = append(send, it)
+			} else {
+				drop = append(drop, it) // no longer a replica: nothing to deliver
+			}
+		}
+		if len(send) > 0 && id != rt.r.c.ID() && !rt.r.c.IsUp(id) {
+			continue
+		}
+		for start := 0; start < len(send); start += 256 {
+			chunk := send[start:min(start+256, len(send))]
+			values := make([][]byte, len(chunk))
+			for i, it := range chunk {
+				values[i] = it.value
+			}
+			cctx, cancel := context.WithTimeout(ctx, rt.r.cfg.RequestTimeout)
+			_, err := rt.r.c.Call(cctx, id, &cluster.Request{Endpoint: rt.ep + "merge", Priority: cluster.PrioBackground, Body: encodeValues(values)})
+			cancel()
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			drop = append(drop, chunk...)
+		}
+		// remove what was delivered, unless a newer write queued more since
+		err := rt.r.db.Update(func(b *Batch) error {
+			for _, it := range drop {
+				cur, err := b.get(localKey(it.qkey))
+				if err != nil {
+					return err
+				}
+				if bytes.Equal(cur, it.value) {
+					if err := b.del(localKey(it.qkey)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func containsNode(nodes []cluster.NodeID, id cluster.NodeID) bool {
+	for _, n := range nodes {
+		if n == id {
+			return true
+		}
+	}
+	return false
+}
+
+// QueuedRetries returns the number of writes waiting in the retry queue of
+// every table (for tests and metrics).
+func (r *Replicator) QueuedRetries() (int, error) {
+	n := 0
+	err := r.db.scanLocal([]byte("rq"), func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
+
+// ---- anti-entropy ----
+
+// SyncProgress reports the anti-entropy pass in progress or the last one.
+type SyncProgress struct {
+	Running     bool
+	Done, Total int // partitions × tables
+	Version     uint64
+	Started     time.Time
+	Finished    time.Time
+	Err         string
+	// Synced is the layout version this node has declared synced.
+	Synced uint64
+}
+
+type syncer struct {
+	r    *Replicator
+	kick chan struct{}
+	mu   sync.Mutex
+	prog SyncProgress
+	// waiters are signalled at the end of the next complete pass.
+	waiters []chan error
+	force   bool
+}
+
+func newSyncer(r *Replicator) *syncer {
+	s := &syncer{r: r, kick: make(chan struct{}, 1)}
+	r.c.OnLayoutChange(func(h *layout.History) {
+		if s.needed(h) {
+			s.poke()
+		}
+	})
+	return s
+}
+
+func (s *syncer) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// needed reports whether a new layout version waits for this node to sync:
+// every storage node acknowledged it (no write can miss its replica sets
+// any more) and this node has not synced it yet.
+func (s *syncer) needed(h *layout.History) bool {
+	cur := h.Current().Version
+	return h.Trackers.Sync[s.r.c.ID()] < cur && h.MinAck() >= cur
+}
+
+// FullSync runs a complete anti-entropy pass now (grange repair tables)
+// and waits for it, or for ctx.
+func (r *Replicator) FullSync(ctx context.Context) error {
+	ch := make(chan error, 1)
+	r.sync.mu.Lock()
+	r.sync.waiters = append(r.sync.waiters, ch)
+	r.sync.force = true
+	r.sync.mu.Unlock()
+	r.sync.poke()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SyncProgress returns the state of anti-entropy.
+func (r *Replicator) SyncProgress() SyncProgress {
+	r.sync.mu.Lock()
+	defer r.sync.mu.Unlock()
+	p := r.sync.prog
+	p.Synced = r.c.History().Trackers.Sync[r.c.ID()]
+	return p
+}
+
+func (s *syncer) loop() {
+	r := s.r
+	t := time.NewTicker(r.cfg.SyncInterval)
+	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	if s.needed(r.c.History()) {
+		s.poke()
+	}
+	for {
+		select {
+		case <-r.ctx.Done():
+			s.finish(r.ctx.Err())
+			return
+		case <-t.C:
+		case <-s.kick:
+		case <-retry.C:
+		}
+		s.mu.Lock()
+		s.force = false
+		s.mu.Unlock()
+		h := r.c.History()
+		err := s.pass(h)
+		if r.ctx.Err() != nil {
+			s.finish(r.ctx.Err())
+			return
+		}
+		if err == nil && h.MinAck() >= h.Current().Version {
+			if e := r.c.MarkSynced(h.Current().Version); e != nil {
+				err = e
+			}
+		}
+		s.finish(err)
+		if err != nil {
+			r.log.Warn("anti-entropy pass incomplete; retrying soon", "err", err)
+			retry.Reset(5 * time.Second)
+		}
+		if s.needed(r.c.History()) {
+			s.poke()
+		}
+	}
+}
+
+func (s *syncer) finish(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prog.Running = false
+	s.prog.Finished = time.Now()
+	s.prog.Err = ""
+	if err != nil {
+		s.prog.Err = err.Error()
+	}
+	for _, w := range s.waiters {
+		w <- err
+	}
+	s.waiters = nil
+}
+
+// pass syncs every partition of every table with the other replicas.
+func (s *syncer) pass(h *layout.History) error {
+	r := s.r
+	s.mu.Lock()
+	s.prog = SyncProgress{Running: true, Total: len(r.order) * 256, Version: h.Current().Version, Started: time.Now()}
+	s.mu.Unlock()
+	var errs []error
+	for _, tbl := range r.order {
+		for p := range 256 {
+			if err := tbl.syncPartition(r.ctx, h, cluster.Partition(p)); err != nil {
+				if r.ctx.Err() != nil {
+					return r.ctx.Err()
+				}
+				errs = append(errs, fmt.Errorf("table %s partition %d: %w", tbl.name(), p, err))
+			}
+			s.mu.Lock()
+			s.prog.Done++
+			s.mu.Unlock()
+		}
+	}
+	if len(errs) > 3 {
+		errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
+	}
+	return errors.Join(errs...)
+}
+
+// syncPartition pushes to every other replica of p the entries it lacks
+// or holds in another state. A node that holds entries of p but is no
+// longer one of its replicas hands them over to the current replicas and
+// then drops them.
+func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p cluster.Partition) error {
+	if p == 0 {
+		if err := rt.t.FlushMerkle(); err != nil {
+			return err
+		}
+	}
+	self := rt.r.c.ID()
+	union := rt.storageSetUnion(h, p)
+	owner := containsNode(union, self)
+	targets := union
+	if !owner {
+		if rt.placement == FullCopy {
+			return nil
+		}
+		root, err := rt.t.MerkleNode(p, nil)
+		if err != nil || root.Count == 0 {
+			return err
+		}
+		targets = rt.nodesOf(h.Current(), p)
+	}
+	var errs []error
+	for _, to := range targets {
+		if to == self {
+			continue
+		}
+		err := rt.t.MerkleDiff(ctx, p, remoteMerkle[E]{rt, to}, func(keys [][]byte) error {
+			values, err := rt.t.GetRaw(keys)
+			if err != nil {
+				return err
+			}
+			present := values[:0]
+			for _, v := range values {
+				if v != nil {
+					present = append(present, v)
+				}
+			}
+			if len(present) == 0 {
+				return nil
+			}
+			cctx, cancel := context.WithTimeout(ctx, rt.r.cfg.RequestTimeout)
+			defer cancel()
+			_, err = rt.r.c.Call(cctx, to, &cluster.Request{Endpoint: rt.ep + "merge", Priority: cluster.PrioBackground, Body: encodeValues(present)})
+			return err
+		})
+		if err != nil {
+			errs = append(errs, &cluster.NodeError{Node: to, Err: err})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if !owner {
+		// handed over: drop the partition
+		var after []byte
+		for {
+			last, n, err := rt.t.DropPartition(p, after, 1000)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+			after = last
+		}
+		rt.r.log.Info("partition handed over and dropped", "table", rt.t.Name(), "partition", p)
+	}
+	return nil
+}
+
+// ---- tombstone collection ----
+
+func (r *Replicator) gcLoop() {
+	period := min(r.cfg.GCDelay/4, time.Minute)
+	t := time.NewTicker(max(period, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, tbl := range r.order {
+			if err := tbl.collectGarbage(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Debug("tombstone collection incomplete", "table", tbl.name(), "err", err)
+			}
+		}
+	}
+}
+
+// collectGarbage removes tombstones older than the GC delay, Garage's way:
+// first every replica of the partition (in every active version) gets the
+// tombstone and must acknowledge it; only then is it deleted everywhere,
+// by each node only if its copy is still that very tombstone. A replica
+// that is down blocks the collection of its partitions, so that it cannot
+// bring the deleted value back.
+func (rt *Replicated[E]) collectGarbage(ctx context.Context) error {
+	cands, err := rt.t.GCCandidates(time.Now().Add(-rt.r.cfg.GCDelay), 1000)
+	if err != nil || len(cands) == 0 {
+		return err
+	}
+	h := rt.r.c.History()
+	byPart := map[cluster.Partition][]GCCandidate{}
+	for _, c := range cands {
+		p := cluster.Partition(c.Key[0])
+		byPart[p] = append(byPart[p], c)
+	}
+	var errs []error
+	for p, cs := range byPart {
+		if len(h.Versions) > 1 {
+			continue // wait until the layout change is over
+		}
+		nodes := rt.storageSetUnion(h, p)
+		values := make([][]byte, len(cs))
+		del := binary.AppendUvarint(nil, uint64(len(cs)))
+		for i, c := range cs {
+			values[i] = c.Value
+			del = appendBytes(del, c.Key)
+			del = append(del, c.VHash[:]...)
+		}
+		self := rt.r.c.ID()
+		for _, step := range []struct {
+			ep   string
+			body []byte
+			self func() error
+		}{
+			{"merge", encodeValues(values), func() error { return nil }},
+			{"gc/delete", del, func() error {
+				for _, c := range cs {
+					if _, err := rt.t.DeleteIfHash(c.Key, c.VHash); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		} {
+			_, err := cluster.CallQuorum(ctx, rt.r.c, nodes, cluster.QuorumOptions{SendAll: true},
+				func(ctx context.Context, to cluster.NodeID) (struct{}, error) {
+					if to == self {
+						return struct{}{}, step.self()
+					}
+					cctx, cancel := context.WithTimeout(ctx, rt.r.cfg.RequestTimeout)
+					defer cancel()
+					_, err := rt.r.c.Call(cctx, to, &cluster.Request{Endpoint: rt.ep + step.ep, Priority: cluster.PrioBackground, Body: step.body})
+					return struct{}{}, err
+				})
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
