@@ -84,7 +84,10 @@ type Config struct {
 	DefaultSecretKey string
 	DefaultBucket    string
 
-	// Now is the clock; nil means time.Now.
+	// Now is the node's one clock: every timestamp it stores or compares
+	// with other nodes (items, catalog, layout stamps, peer liveness, SigV4
+	// dates) comes from it. nil means time.Now; cmd/grange passes
+	// cluster/clock's, shifted by GRANGE_CLOCK_OFFSET in tests.
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -349,6 +352,7 @@ func (n *Node) Start() error {
 			Catalog: n.catalog,
 			Cluster: n.cluster,
 			Version: n.cfg.Version,
+			Now:     n.cfg.Now,
 			Logger:  n.log.With("component", "admin_api"),
 		})
 		if err != nil {
