@@ -401,7 +401,7 @@ func (c *Catalog) CreateBucket(globalAlias string, local *LocalAliasSpec) (*Buck
 			}); err != nil {
 				return err
 			}
-			bk.LocalAliases = map[string]LWW[bool]{local.KeyID + "/" + local.Alias: {Time: now, Value: true}}
+			bk.LocalAliases = map[string]LWW[bool]{local.KeyID + "/" + local.Alias: {Time: la.Time, Value: true}}
 			bk.Keys = map[string]LWW[Perm]{local.KeyID: perm}
 		}
 		return c.buckets.MergeIn(b, bk)
@@ -610,7 +610,10 @@ func (c *Catalog) SetPermissions(id BucketID, keyID string, p Perm, allow bool) 
 		if k == nil || k.Deleted {
 			return fmt.Errorf("%w: %s", ErrNoSuchKey, keyID)
 		}
-		cur := k.Buckets[id]
+		// The permission is kept twice, in the key and in the bucket, and
+		// replicas may hold either copy newer: start from their join so
+		// that the new register is later than both.
+		cur := mergeLWW(k.Buckets[id], bk.Keys[keyID], comparePerm)
 		v := cur.Value
 		if allow {
 			v = Perm{v.Read || p.Read, v.Write || p.Write, v.Owner || p.Owner}

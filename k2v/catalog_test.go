@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -222,4 +223,156 @@ func cloneKey(k *Key) *Key {
 		panic(err)
 	}
 	return c
+}
+
+// skewedClock is a node's clock, set by the test.
+type skewedClock struct{ t time.Time }
+
+func (c *skewedClock) now() time.Time { return c.t }
+
+func openCatalogAt(t *testing.T, now func() time.Time) *Catalog {
+	t.Helper()
+	db, err := Open(DBConfig{Dir: "db", FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := NewCatalog(db, CatalogConfig{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// replicateCatalog merges every entry of src's tables into dst, as
+// replication of the full-copy tables will.
+func replicateCatalog(t *testing.T, dst, src *Catalog) {
+	t.Helper()
+	all := func(*Key) bool { return true }
+	keys, err := scanLive(src.keys, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets, err := scanLive(src.buckets, func(*Bucket) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliases, err := scanLive(src.aliases, func(*Alias) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(dst.keys.Merge(keys...), dst.buckets.Merge(buckets...), dst.aliases.Merge(aliases...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A value written by a node whose clock is ahead is replaced by a node
+// whose clock is right: the new value wins, here and once both nodes have
+// exchanged their entries, because each write is stamped after the value
+// it replaces whatever the clocks say.
+func TestCatalogWritesWinOverFutureStamps(t *testing.T) {
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	clockA := &skewedClock{start.Add(time.Hour)} // node A is an hour ahead
+	clockB := &skewedClock{start}
+	a, b := openCatalogAt(t, clockA.now), openCatalogAt(t, clockB.now)
+
+	k, err := a.CreateKey("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, err := a.CreateBucket("photos", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	if _, err := a.UpdateKey(k.ID, KeyUpdate{AllowCreateBucket: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SetPermissions(bk.ID, k.ID, Perm{Read: true, Write: true}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetCORS(bk.ID, []CORSRule{{AllowedOrigins: []string{"https://a.example"}}}); err != nil {
+		t.Fatal(err)
+	}
+	replicateCatalog(t, b, a)
+
+	// Node B, an hour behind A's stamps, overwrites every register.
+	newName, no := "renamed", false
+	if _, err := b.UpdateKey(k.ID, KeyUpdate{Name: &newName, AllowCreateBucket: &no}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SetPermissions(bk.ID, k.ID, Perm{Write: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetCORS(bk.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RemoveAlias(bk.ID, "photos"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddAlias(bk.ID, "pictures"); err != nil {
+		t.Fatal(err)
+	}
+	replicateCatalog(t, a, b)
+
+	for name, c := range map[string]*Catalog{"A": a, "B": b} {
+		k := mustKey(t, c, k.ID)
+		if k.Name.Value != "renamed" || k.AllowCreateBucket.Value {
+			t.Errorf("node %s: key name %q, allow create bucket %v; want B's writes", name, k.Name.Value, k.AllowCreateBucket.Value)
+		}
+		if got, want := k.Perm(bk.ID), (Perm{Read: true}); got != want {
+			t.Errorf("node %s: key permission %+v, want %+v", name, got, want)
+		}
+		got, err := c.Bucket(bk.ID)
+		if err != nil {
+			t.Fatalf("node %s: %v", name, err)
+		}
+		if p := got.KeyPerm(k.ID); p != (Perm{Read: true}) {
+			t.Errorf("node %s: bucket's permission for the key %+v, want read only", name, p)
+		}
+		if got.CORS.Value != nil {
+			t.Errorf("node %s: CORS %+v, want none", name, got.CORS.Value)
+		}
+		if aliases := got.GlobalAliases(); len(aliases) != 1 || aliases[0] != "pictures" {
+			t.Errorf("node %s: global aliases %v, want [pictures]", name, aliases)
+		}
+		if _, err := c.LookupAlias("photos"); !errors.Is(err, ErrNoSuchBucket) {
+			t.Errorf("node %s: alias photos: %v, want ErrNoSuchBucket", name, err)
+		}
+		if id, err := c.LookupAlias("pictures"); err != nil || id != bk.ID {
+			t.Errorf("node %s: alias pictures = %v, %v", name, id, err)
+		}
+	}
+}
+
+// The copy of a permission in the bucket may be newer than the one in the
+// key (replicas receive the two entries separately): a new grant is
+// stamped after both.
+func TestSetPermissionsStampsAfterBothCopies(t *testing.T) {
+	clock := &skewedClock{time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	c := openCatalogAt(t, clock.now)
+	k, err := c.CreateKey("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, err := c.CreateBucket("bkt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the bucket's copy has heard of a grant made in the future.
+	future := uint64(clock.t.Add(time.Hour).UnixMilli())
+	if err := c.buckets.Merge(&Bucket{ID: bk.ID, Keys: map[string]LWW[Perm]{k.ID: {future, Perm{Read: true, Owner: true}}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.SetPermissions(bk.ID, k.ID, Perm{Owner: true}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := mustKey(t, c, k.ID)
+	if p := got.KeyPerm(k.ID); p != (Perm{Read: true}) || key.Perm(bk.ID) != p {
+		t.Errorf("after revoking owner: bucket says %+v, key says %+v; want read only in both", p, key.Perm(bk.ID))
+	}
+	if tb, tk := got.Keys[k.ID].Time, key.Buckets[bk.ID].Time; tb <= future || tk != tb {
+		t.Errorf("stamps: bucket %d, key %d; want equal and after %d", tb, tk, future)
+	}
 }

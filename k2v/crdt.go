@@ -27,7 +27,11 @@ func mergeLWW[T any](a, b LWW[T], compare func(x, y T) int) LWW[T] {
 
 // next returns a register holding v with a time after r's and not before
 // now: a new assignment always wins over the one it replaces, even when
-// clocks disagree.
+// clocks disagree (a node whose clock is behind overwrites a value stamped
+// in its future by another node). Every catalog write of an LWW goes
+// through next, from the register it replaces; a register kept in two
+// entries (a key's permission on a bucket, mirrored in the bucket) starts
+// from the merge of both copies.
 func (r LWW[T]) next(now uint64, v T) LWW[T] {
 	return LWW[T]{Time: max(now, r.Time+1), Value: v}
 }

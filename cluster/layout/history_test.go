@@ -538,3 +538,58 @@ func TestMergeOtherReplicationFactor(t *testing.T) {
 		t.Error("a history of another replication factor was merged")
 	}
 }
+
+// TestStagingAcrossSkewedNodes: node A's clock is an hour ahead of node
+// B's. Whatever B stages, reverts or applies after merging A's history
+// replaces A's changes everywhere, as each stamp is above the one it
+// replaces rather than B's clock.
+func TestStagingAcrossSkewedNodes(t *testing.T) {
+	const hour = 3600_000
+	nowB := uint64(1_700_000_000_000)
+	nowA := nowB + hour
+	id1, id2 := NodeID{1}, NodeID{2}
+	a := NewHistory(1)
+	if err := a.StageRole(id1, role("a", 1), nowA); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StageParameters(Parameters{ZoneRedundancy: 1}, nowA); err != nil {
+		t.Fatal(err)
+	}
+	b := a.Clone()
+	if err := b.StageRole(id1, role("b", 1), nowB); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StageParameters(Parameters{ZoneRedundancy: 0}, nowB); err != nil {
+		t.Fatal(err)
+	}
+	a.Merge(b)
+	if sr := a.Staging.Roles[id1]; sr.Role.Zone != "b" || a.Staging.ParamStamp <= nowA || a.Staging.Parameters.ZoneRedundancy != 0 {
+		t.Errorf("B's staged changes lost to A's older ones: role %+v at %d, parameters %+v at %d", sr.Role, sr.Stamp, a.Staging.Parameters, a.Staging.ParamStamp)
+	}
+
+	// B reverts: the empty staging wins over A's, which was stamped ahead.
+	a.StageRole(id2, role("a", 1), nowA+1)
+	b.Merge(a)
+	if err := b.Revert(nowB + 1); err != nil {
+		t.Fatal(err)
+	}
+	a.Merge(b)
+	if !a.Staging.empty() {
+		t.Errorf("revert by the node behind did not clear the staging: %+v", a.Staging)
+	}
+
+	// A stages again ahead; B applies it behind; A then knows the version
+	// and has an empty staging.
+	a.StageRole(id1, role("a", 1), nowA+2)
+	b.Merge(a)
+	if _, err := b.Apply(1, nowB+2); err != nil {
+		t.Fatal(err)
+	}
+	a.Merge(b)
+	if a.Current().Version != 1 || !a.Staging.empty() {
+		t.Errorf("after B applied: A at version %d with staging %+v", a.Current().Version, a.Staging)
+	}
+	if !bytes.Equal(a.Encode(nil), b.Encode(nil)) {
+		t.Errorf("A and B differ after exchanging their histories")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -32,6 +33,10 @@ type Config struct {
 	K2VAPI            K2VAPI    `toml:"k2v_api"`
 	S3Web             S3Web     `toml:"s3_web"`
 	Admin             AdminConf `toml:"admin"`
+
+	// clockOffset is GRANGE_CLOCK_OFFSET, a testing knob read apart from
+	// the file (see cluster/clock): set by nodeConfig.
+	clockOffset time.Duration
 }
 
 // S3API is the [s3_api] section.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -173,5 +174,26 @@ func TestRPCSecretFile(t *testing.T) {
 	c, _ = loadConfig(writeConfig(t, "metadata_dir = \"/m\"\ndata_dir = \"/d\"\n"))
 	if s, err := c.rpcSecret(); err != nil || s != ([32]byte{}) {
 		t.Errorf("no secret = %x, %v", s, err)
+	}
+}
+
+// GRANGE_CLOCK_OFFSET shifts the clock the server hands its node; an
+// invalid value is an error naming the variable.
+func TestClockOffsetFromEnv(t *testing.T) {
+	g := &globals{dataDir: t.TempDir()}
+	t.Setenv("GRANGE_CLOCK_OFFSET", "-2h")
+	nc, c, err := nodeConfig(g, &serverFlags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.clockOffset != -2*time.Hour {
+		t.Errorf("clock offset %v, want -2h", c.clockOffset)
+	}
+	if behind := time.Since(nc.Now()); behind < 2*time.Hour || behind > 2*time.Hour+time.Minute {
+		t.Errorf("node clock %v behind, want 2h", behind)
+	}
+	t.Setenv("GRANGE_CLOCK_OFFSET", "2 hours")
+	if _, _, err := nodeConfig(g, &serverFlags{}); err == nil || !strings.Contains(err.Error(), "GRANGE_CLOCK_OFFSET") {
+		t.Errorf("invalid offset: %v, want an error naming GRANGE_CLOCK_OFFSET", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/grangeio/grange/cluster/clock"
 	"github.com/grangeio/grange/cmd/grange/node"
 )
 
@@ -78,6 +79,13 @@ func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
 	if err != nil {
 		return node.Config{}, nil, err
 	}
+	// One clock stamps everything this node stores or compares with other
+	// nodes; GRANGE_CLOCK_OFFSET shifts it, for tests only.
+	now, offset, err := clock.FromEnv(os.LookupEnv)
+	if err != nil {
+		return node.Config{}, nil, err
+	}
+	c.clockOffset = offset
 	nc := node.Config{
 		Version:           version,
 		RPCSecret:         secret,
@@ -97,6 +105,7 @@ func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
 		DefaultAccessKey:  f.defaultKey,
 		DefaultSecretKey:  f.defaultSecret,
 		DefaultBucket:     f.defaultBucket,
+		Now:               now,
 	}
 	return nc, c, nil
 }
@@ -124,6 +133,10 @@ func runServer(g *globals, f *serverFlags, out io.Writer) error {
 		return err
 	}
 	nc.Logger = log
+	if c.clockOffset != 0 {
+		log.Warn("clock offset set: this node's timestamps are shifted; a testing knob, never for production",
+			"env", clock.EnvOffset, "offset", c.clockOffset.String())
+	}
 	n, err := node.New(nc)
 	if err != nil {
 		return err
@@ -182,6 +195,9 @@ func printBanner(w io.Writer, n *node.Node, c *Config, g *globals) {
 	}
 	fmt.Fprintln(w, "  S3 API and web endpoint: not available in this version; K2V data is not yet replicated between nodes")
 	fmt.Fprintf(w, "  metadata   %s\n", c.MetadataDir)
+	if c.clockOffset != 0 {
+		fmt.Fprintf(w, "  clock      offset %s (%s): for tests only; SigV4 dates are checked against this clock\n", c.clockOffset, clock.EnvOffset)
+	}
 	if cr := n.FirstStart; cr != nil {
 		cli := "grange"
 		if g.configFile != "" {

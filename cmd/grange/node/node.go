@@ -90,7 +90,10 @@ type Config struct {
 	DefaultSecretKey string
 	DefaultBucket    string
 
-	// Now is the clock; nil means time.Now.
+	// Now is the node's one clock: every timestamp it stores or compares
+	// with other nodes (items, catalog, layout stamps, peer liveness, SigV4
+	// dates) comes from it. nil means time.Now; cmd/grange passes
+	// cluster/clock's, shifted by GRANGE_CLOCK_OFFSET in tests.
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -372,6 +375,7 @@ func (n *Node) Start() error {
 			Cluster: n.cluster,
 			Repair:  n.rep,
 			Version: n.cfg.Version,
+			Now:     n.cfg.Now,
 			Logger:  n.log.With("component", "admin_api"),
 		})
 		if err != nil {

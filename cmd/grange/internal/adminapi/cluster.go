@@ -24,10 +24,11 @@ const connectTimeout = 15 * time.Second
 // Garage: smaller values are almost certainly a unit mistake.
 const minCapacityBytes = 1024
 
-// now is the millisecond wall clock that stamps staged layout changes: the
-// staging area is a last-writer-wins map merged between nodes, so stamps
-// must be comparable across machines.
-func now() uint64 { return uint64(time.Now().UnixMilli()) }
+// nowMs is the millisecond wall clock that stamps staged layout changes:
+// the staging area is a last-writer-wins map merged between nodes, so
+// stamps must be comparable across machines. The layout keeps a new stamp
+// above the one it replaces whatever this clock says.
+func (s *Server) nowMs() uint64 { return uint64(s.cfg.Now().UnixMilli()) }
 
 func compareIDs(a, b cluster.NodeID) int { return strings.Compare(string(a[:]), string(b[:])) }
 
@@ -64,7 +65,7 @@ func (s *Server) getClusterStatus(*fasthttp.RequestCtx) (any, error) {
 		}
 		return n
 	}
-	t := time.Now()
+	t := s.cfg.Now() // LastSeen comes from the same clock
 	for _, st := range c.Status() {
 		n := node(st.ID)
 		n.IsUp = st.Up
@@ -349,7 +350,7 @@ func (s *Server) updateClusterLayout(rc *fasthttp.RequestCtx) (any, error) {
 	if p := req.Parameters; p != nil && p.ZoneRedundancy.AtLeast > rf {
 		return nil, badRequest("the zone redundancy (%d) must not exceed the replication factor (%d)", p.ZoneRedundancy.AtLeast, rf)
 	}
-	t := now()
+	t := s.nowMs()
 	h, err := s.cfg.Cluster.UpdateLayout(func(h *layout.History) error {
 		for _, ch := range changes {
 			if err := h.StageRole(ch.id, ch.role, t); err != nil {
@@ -386,7 +387,7 @@ func (s *Server) applyClusterLayout(rc *fasthttp.RequestCtx) (any, error) {
 	var p *layout.Preview
 	h, err := s.cfg.Cluster.UpdateLayout(func(h *layout.History) error {
 		var err error
-		p, err = h.Apply(req.Version, now())
+		p, err = h.Apply(req.Version, s.nowMs())
 		return err
 	})
 	if err != nil {
@@ -397,7 +398,7 @@ func (s *Server) applyClusterLayout(rc *fasthttp.RequestCtx) (any, error) {
 
 func (s *Server) revertClusterLayout(*fasthttp.RequestCtx) (any, error) {
 	h, err := s.cfg.Cluster.UpdateLayout(func(h *layout.History) error {
-		if err := h.Revert(now()); !errors.Is(err, layout.ErrNoChanges) {
+		if err := h.Revert(s.nowMs()); !errors.Is(err, layout.ErrNoChanges) {
 			return err
 		}
 		return nil // as in Garage, reverting nothing is not an error

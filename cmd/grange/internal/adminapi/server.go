@@ -37,7 +37,11 @@ type Config struct {
 	// Version is reported as the node's software version; "" means the
 	// main module version of the build information.
 	Version string
-	Logger  *slog.Logger
+	// Now is the node's clock; nil means time.Now. It stamps staged layout
+	// changes (compared with other nodes' stamps) and measures how long ago
+	// peers were seen (against times from the cluster's clock, the same).
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Server serves the admin API.
@@ -51,6 +55,9 @@ type Server struct {
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("adminapi: empty admin token")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
