@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -50,8 +51,11 @@ type DBConfig struct {
 	NoFsync bool
 	// CacheBytes is the block cache size; 0 means 128 MiB.
 	CacheBytes int64
-	// Logger receives pebble's own messages; nil discards them.
+	// Logger receives pebble's own messages and the warnings of the
+	// tables' background work; nil discards them.
 	Logger *slog.Logger
+	// Now is the clock that dates tombstones for GC; nil means time.Now.
+	Now func() time.Time
 }
 
 // DB is the node's metadata store: every table of every kind lives in one
@@ -62,6 +66,7 @@ type DB struct {
 	cache *pebble.Cache
 	wopts *pebble.WriteOptions
 	log   *slog.Logger
+	now   func() time.Time
 	feed  feed
 
 	// applyMu serialises Update callbacks and the application of their
@@ -79,6 +84,9 @@ type DB struct {
 		sync.RWMutex
 		closed bool
 	}
+	// closedC is closed by Close, so that background loops waiting for
+	// work exit without being woken.
+	closedC chan struct{}
 
 	tables struct {
 		sync.Mutex
@@ -116,7 +124,10 @@ func Open(cfg DBConfig) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("k2v: open %s: %w", cfg.Dir, err)
 	}
-	db := &DB{pdb: pdb, log: log, wopts: pebble.Sync}
+	db := &DB{pdb: pdb, log: log, now: cfg.Now, wopts: pebble.Sync, closedC: make(chan struct{})}
+	if db.now == nil {
+		db.now = time.Now
+	}
 	if cfg.NoFsync {
 		db.wopts = pebble.NoSync
 	}
@@ -153,6 +164,7 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.ops.closed = true
+	close(db.closedC)
 	return db.pdb.Close()
 }
 

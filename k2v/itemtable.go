@@ -36,15 +36,21 @@ func (itemSchema) Merge(dst, src *Item)               { dst.Merge(src) }
 func (itemSchema) IsTombstone(it *Item) bool          { return it.IsTombstone() }
 
 func (s itemSchema) Updated(b *Batch, prev, next *Item) error {
-	var before Counts
+	var before, after Counts
 	if prev != nil {
 		before = prev.Counts()
 	}
-	delta := next.Counts().add(before, -1)
+	it := prev
+	if next != nil {
+		// next is nil when GC or a partition drop removes the item:
+		// then only its old counts are subtracted
+		after, it = next.Counts(), next
+	}
+	delta := after.add(before, -1)
 	if delta == (Counts{}) {
 		return nil
 	}
-	return s.addLocalCounts(b, next.Bucket, next.Partition, delta)
+	return s.addLocalCounts(b, it.Bucket, it.Partition, delta)
 }
 
 // Local counters: spaceLocal ‖ "cnt" ‖ bucket ‖ partition key → (time,

@@ -2,7 +2,9 @@ package k2v
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -31,7 +33,10 @@ type Schema[E any] interface {
 	IsTombstone(e *E) bool
 	// Updated runs in the batch that stores next (prev is nil for a new
 	// entry), so that derived state (indexes, counters, block refcounts)
-	// commits atomically with the entry. It must only write through b.
+	// commits atomically with the entry. next is nil when the entry is
+	// removed: a tombstone collected by GC (DeleteIfHash) or a partition
+	// dropped after hand-over (DropPartition); prev is then the removed
+	// entry. It must only write through b.
 	Updated(b *Batch, prev, next *E) error
 }
 
@@ -47,8 +52,22 @@ type Table[E any] struct {
 	prefix []byte // spaceTable ‖ name ‖ 0x00
 
 	// listeners are called after each commit that changed an entry; set
-	// with OnChange before the table is used.
+	// with OnChange before the table is used. The first wakes the Merkle
+	// updater.
 	listeners []func(hash [32]byte, sort []byte)
+
+	// Node-local key prefixes of the table's Merkle tree and GC queue
+	// (merkle.go, gc.go), each "xx" ‖ name ‖ 0x00.
+	mqPrefix, mkPrefix, mlPrefix, mgPrefix []byte
+	// merkleWake is poked after each commit that queued Merkle work.
+	merkleWake chan struct{}
+	// merkleMu is held by each step of the Merkle updater: the tree has
+	// one writer at a time (merkle.go). Lock order: merkleMu, then the
+	// DB's locks.
+	merkleMu sync.Mutex
+	// noQueues skips the Merkle and GC queues in write; benchmarks set it
+	// to measure what the queues cost.
+	noQueues bool
 }
 
 // NewTable registers a table of schema s in db.
@@ -61,7 +80,13 @@ func NewTable[E any](db *DB, s Schema[E]) (*Table[E], error) {
 	prefix = append(prefix, spaceTable)
 	prefix = append(prefix, name...)
 	prefix = append(prefix, 0)
-	return &Table[E]{db: db, schema: s, name: name, prefix: prefix}, nil
+	t := &Table[E]{db: db, schema: s, name: name, prefix: prefix, merkleWake: make(chan struct{}, 1)}
+	t.mqPrefix = localPrefix(merkleTodoSpace, name)
+	t.mkPrefix = localPrefix(merkleNodeSpace, name)
+	t.mlPrefix = localPrefix(merkleLeafSpace, name)
+	t.mgPrefix = localPrefix(gcTodoSpace, name)
+	t.listeners = []func([32]byte, []byte){func([32]byte, []byte) { t.pokeMerkle() }}
+	return t, nil
 }
 
 // Name returns the schema's name.
@@ -217,7 +242,45 @@ func (t *Table[E]) write(b *Batch, hash [32]byte, key, sort []byte, prev, next *
 	if err := t.schema.Updated(b, prev, next); err != nil {
 		return fmt.Errorf("table %s: updated hook: %w", t.name, err)
 	}
+	if !t.noQueues {
+		// The queues commit with the entry, so a crash loses no Merkle
+		// update and no tombstone to collect.
+		storeKey := key[len(t.prefix):]
+		vhash := sha256.Sum256(enc)
+		if err := t.queueMerkle(b, storeKey, vhash[:]); err != nil {
+			return err
+		}
+		if t.schema.IsTombstone(next) {
+			if err := t.queueGC(b, storeKey, vhash); err != nil {
+				return err
+			}
+		}
+	}
 	b.changes = append(b.changes, change{table: t.name, hash: hash, sort: bytes.Clone(sort), listeners: t.listeners})
+	return nil
+}
+
+// remove deletes the stored entry under key (whose decoded form is prev,
+// nil when it could not be decoded) in batch b: the delete path of GC and
+// of DropPartition. It runs the Updated hook with next == nil (skipped when
+// prev is nil: there is nothing to subtract), queues the Merkle update and
+// publishes the change like write.
+func (t *Table[E]) remove(b *Batch, key []byte, prev *E) error {
+	if err := b.del(key); err != nil {
+		return fmt.Errorf("table %s: %w", t.name, err)
+	}
+	if prev != nil {
+		if err := t.schema.Updated(b, prev, nil); err != nil {
+			return fmt.Errorf("table %s: updated hook: %w", t.name, err)
+		}
+	}
+	storeKey := key[len(t.prefix):]
+	if err := t.queueMerkle(b, storeKey, nil /* removed */); err != nil {
+		return err
+	}
+	var hash [32]byte
+	copy(hash[:], storeKey)
+	b.changes = append(b.changes, change{table: t.name, hash: hash, sort: bytes.Clone(storeKey[32:]), listeners: t.listeners})
 	return nil
 }
 
