@@ -131,9 +131,9 @@ type Cluster struct {
 		listeners  []func(*layout.History)
 		// inflight counts the writes in progress (BeginWrite) by the
 		// version that was current when they began.
-		inflight   map[uint64]int
-		ln         net.Listener
-		closed     bool
+		inflight map[uint64]int
+		ln       net.Listener
+		closed   bool
 	}
 
 	ctx    context.Context // cancelled by Close

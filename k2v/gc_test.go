@@ -184,8 +184,8 @@ func TestDeleteIfHash(t *testing.T) {
 func TestGCStaleAndDone(t *testing.T) {
 	tbl, _ := openGC(t, kvSchema{name: "kv"})
 	mustMerge(t, tbl, &kv{"p", "a", 1, ""}, &kv{"p", "b", 1, ""})
-	raw, _ := tbl.GetRaw([][]byte{storeKey(&kv{PK: "p", SK: "a"})})
-	if ok, err := tbl.DeleteIfHash(storeKey(&kv{PK: "p", SK: "a"}), sha256.Sum256(raw[0])); !ok || err != nil {
+	raw, _ := tbl.GetRaw([][]byte{kvStoreKey(&kv{PK: "p", SK: "a"})})
+	if ok, err := tbl.DeleteIfHash(kvStoreKey(&kv{PK: "p", SK: "a"}), sha256.Sum256(raw[0])); !ok || err != nil {
 		t.Fatalf("DeleteIfHash = %v, %v", ok, err)
 	}
 	cs := candidates(t, tbl, gcT0.Add(time.Hour), 10)
@@ -218,7 +218,7 @@ func TestDropPartition(t *testing.T) {
 		mustMerge(t, tbl, &kv{"hot", fmt.Sprint(i), 1, "v"}, &kv{fmt.Sprint("pk", i), "s", 1, "v"})
 	}
 	mustFlush(t, tbl)
-	p := cluster.Partition(storeKey(&kv{PK: "hot"})[0])
+	p := cluster.Partition(kvStoreKey(&kv{PK: "hot"})[0])
 	want := 0
 	tbl.ScanPartition(p, nil, func(_, _ []byte) (bool, error) { want++; return true, nil })
 	before := entries(t, tbl)

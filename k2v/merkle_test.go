@@ -336,8 +336,8 @@ func TestMerkleOrderIndependent(t *testing.T) {
 			extra := &kv{"extra", fmt.Sprint(i), 1, "x"}
 			mustMerge(t, b, extra)
 			mustFlush(t, b)
-			enc, _ := b.GetRaw([][]byte{storeKey(extra)})
-			if ok, err := b.DeleteIfHash(storeKey(extra), sha256.Sum256(enc[0])); !ok || err != nil {
+			enc, _ := b.GetRaw([][]byte{kvStoreKey(extra)})
+			if ok, err := b.DeleteIfHash(kvStoreKey(extra), sha256.Sum256(enc[0])); !ok || err != nil {
 				t.Fatalf("DeleteIfHash = %v, %v", ok, err)
 			}
 		}
@@ -358,7 +358,7 @@ func TestMerkleOrderIndependent(t *testing.T) {
 	checkAll(t, b)
 }
 
-func storeKey(e *kv) []byte {
+func kvStoreKey(e *kv) []byte {
 	h := Hash([]byte(e.PK))
 	return append(h[:], e.SK...)
 }
@@ -468,7 +468,7 @@ func TestMerkleEmptyAfterDeletes(t *testing.T) {
 	for i := range 50 {
 		e := &kv{"hot", fmt.Sprint(i), 1, "v"}
 		mustMerge(t, tbl, e)
-		keys = append(keys, storeKey(e))
+		keys = append(keys, kvStoreKey(e))
 	}
 	mustFlush(t, tbl)
 	p := cluster.Partition(keys[0][0])
@@ -510,9 +510,9 @@ func TestMerkleLeavesAndNodes(t *testing.T) {
 	e := &kv{"p", "s", 1, "v"}
 	mustMerge(t, tbl, e)
 	mustFlush(t, tbl)
-	sk := storeKey(e)
+	sk := kvStoreKey(e)
 	kh := sha256.Sum256(sk)
-	vals, _ := tbl.GetRaw([][]byte{sk, storeKey(&kv{PK: "absent"})})
+	vals, _ := tbl.GetRaw([][]byte{sk, kvStoreKey(&kv{PK: "absent"})})
 	if vals[1] != nil {
 		t.Errorf("GetRaw of an absent key = %x", vals[1])
 	}
@@ -541,7 +541,7 @@ func TestMergeRaw(t *testing.T) {
 	_, b := openKVOn(t, NewMemFS(), kvSchema{name: "kv"})
 	e1, e2 := &kv{"p", "1", 1, "v"}, &kv{"p", "2", 1, "v"}
 	mustMerge(t, a, e1, e2)
-	vals, err := a.GetRaw([][]byte{storeKey(e1), storeKey(e2)})
+	vals, err := a.GetRaw([][]byte{kvStoreKey(e1), kvStoreKey(e2)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,7 +670,7 @@ func TestMerkleCheckDetects(t *testing.T) {
 			for i := range 20 {
 				mustMerge(t, tbl, &kv{"hot", fmt.Sprint(i), 1, "v"})
 			}
-			sk := storeKey(&kv{PK: "hot", SK: "0"})
+			sk := kvStoreKey(&kv{PK: "hot", SK: "0"})
 			if err := tbl.MerkleCheck(cluster.Partition(sk[0])); err != nil {
 				t.Fatal(err)
 			}

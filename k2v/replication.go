@@ -116,6 +116,7 @@ type replicatedTable interface {
 	retryQueued(ctx context.Context) (remaining int, err error)
 	syncPartition(ctx context.Context, h *layout.History, p cluster.Partition) error
 	collectGarbage(ctx context.Context) error
+	runMerkle(ctx context.Context)
 }
 
 // NewReplicator prepares replication for the tables registered with
@@ -192,6 +193,8 @@ func Replicate[E any](r *Replicator, t *Table[E], placement Placement) *Replicat
 func (rt *Replicated[E]) Table() *Table[E] { return rt.t }
 
 func (rt *Replicated[E]) name() string { return rt.t.Name() }
+
+func (rt *Replicated[E]) runMerkle(ctx context.Context) { rt.t.RunMerkle(ctx) }
 
 // ---- placement ----
 

@@ -225,11 +225,6 @@ func decodeMerkleRequest(b []byte) (cluster.Partition, []byte, error) {
 	return cluster.Partition(b[0]), b[1:], nil
 }
 
-func appendMerkleNode(dst []byte, n MerkleNode) []byte {
-	dst = append(dst, n.Sum[:]...)
-	return binary.AppendUvarint(dst, n.Count)
-}
-
 func (r *reader) merkleNode() MerkleNode {
 	var n MerkleNode
 	copy(n.Sum[:], r.fixed(32))

@@ -473,6 +473,9 @@ func (rt *Replicated[E]) collectGarbage(ctx context.Context) error {
 					if _, err := rt.t.DeleteIfHash(c.Key, c.VHash); err != nil {
 						return err
 					}
+					if err := rt.t.GCDone(c); err != nil {
+						return err
+					}
 				}
 				return nil
 			}},

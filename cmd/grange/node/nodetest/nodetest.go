@@ -242,7 +242,7 @@ func (c *Cluster) start(i int) {
 			RetryInterval: 200 * time.Millisecond,
 			GCDelay:       2 * time.Second,
 		},
-		Logger:           slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: c.opts.LogLevel})).With("slot", i),
+		Logger: slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: c.opts.LogLevel})).With("slot", i),
 	}
 	if !c.started && i == 0 {
 		cfg.DefaultBucket = Bucket
