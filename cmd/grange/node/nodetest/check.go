@@ -109,7 +109,7 @@ func itemModel(referenced map[int]bool) porcupine.Model {
 			return out
 		},
 		Init: func() []any { return []any{&itemState{}} },
-		Step: func(state, input, _ any) []any {
+		Step: gcAware(func(state, input, _ any) []any {
 			s, op := state.(*itemState), input.(*Op)
 			switch op.Kind {
 			case Read:
@@ -130,7 +130,7 @@ func itemModel(referenced map[int]bool) porcupine.Model {
 				}
 				return []any{s.with(vals)}
 			}
-		},
+		}),
 		Equal: func(a, b any) bool {
 			x, y := a.(*itemState), b.(*itemState)
 			if !slices.Equal(x.vals, y.vals) || len(x.seen) != len(y.seen) {
@@ -165,6 +165,20 @@ func itemModel(referenced map[int]bool) porcupine.Model {
 		},
 	}
 	return nm.ToModel()
+}
+
+// gcAware wraps a step function: tombstones are collected once every
+// replica has them, so a state that holds only tombstones may have become
+// the empty state at any point since; both are tried.
+func gcAware(step func(state, input, output any) []any) func(state, input, output any) []any {
+	return func(state, input, output any) []any {
+		s := state.(*itemState)
+		res := step(s, input, output)
+		if len(s.vals) > 0 && !slices.ContainsFunc(s.vals, func(v string) bool { return !isTombstone(v) }) {
+			res = append(res, step(s.with(nil), input, output)...)
+		}
+		return res
+	}
 }
 
 // CheckLinearizable checks ops against the per-item register model with

@@ -150,17 +150,12 @@ func TestHarness(t *testing.T) {
 // TestWorkloadFaults runs the workload on five nodes while the network
 // partitions a minority, delays links, and a node is killed and restarted;
 // then it checks the histories.
-//
-// It needs K2V tables replicated over the cluster (quorum reads and
-// writes, anti-entropy): today every node keeps its K2V data locally, so
-// the histories are not linearizable across nodes and it would fail.
 func TestWorkloadFaults(t *testing.T) {
-	t.Skip("needs replicated tables")
 	if testing.Short() {
 		t.Skip("slow")
 	}
 	c := Start(t, Options{Nodes: 5, RF: 3})
-	w := &Workload{Workers: 8, Items: 4, Duration: 15 * time.Second, OpTimeout: 3 * time.Second}
+	w := &Workload{Workers: 8, Items: 64, Duration: 15 * time.Second, OpTimeout: 3 * time.Second}
 	runWorkload(t, c, w, func() {
 		time.Sleep(2 * time.Second)
 		c.Net.Partition([]string{c.RPCAddr(0), c.RPCAddr(1)}) // a minority of 2
