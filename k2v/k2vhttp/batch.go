@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/grangeio/grange/k2v"
@@ -270,46 +271,82 @@ type readBatchResult struct {
 	NextStart *string     `json:"nextStart"`
 }
 
+// readBatchParallel is how many searches of one ReadBatch run at once:
+// on a cluster each is a round trip to a quorum of replicas, and running
+// them together makes the batch cost one round trip, not one per search.
+const readBatchParallel = 16
+
 func (c *call) readBatch(ctx context.Context) error {
 	searches, err := parseSearches(c.body, false)
 	if err != nil {
 		return err
 	}
-	budget := &k2v.Budget{Bytes: maxResponseValueBytes}
+	// Each search runs with a share of the response budget, so that the
+	// searches in flight together stay within it; the budget is then
+	// applied in order: a search that does not fit is cut where it
+	// overflows, with more and nextStart telling the client where to go on.
+	share := int64(maxResponseValueBytes / max(1, min(len(searches), readBatchParallel)))
 	results := make([]readBatchResult, len(searches))
+	errs := make([]error, len(searches))
+	sem := make(chan struct{}, readBatchParallel)
+	var wg sync.WaitGroup
 	for i, s := range searches {
-		res := readBatchResult{search: *s}
-		filter := k2v.Filter{ConflictsOnly: s.ConflictsOnly, Tombstones: s.Tombstones}
-		var items []*k2v.Item
-		switch {
-		case budget.Bytes <= 0:
-			// the response is full: report this search as not started
-			var zero uint64
-			_, page, err := c.s.cfg.Items.ReadRange(ctx, c.bucket.ID, s.PartitionKey, k2v.Range{Prefix: s.Prefix, Start: s.Start, End: s.End, Limit: &zero, Reverse: s.Reverse}, filter, nil)
-			if err != nil {
-				return err
-			}
-			res.More, res.NextStart = page.More, page.Next
-		case s.SingleItem:
-			it, err := c.s.cfg.Items.Get(ctx, c.bucket.ID, s.PartitionKey, *s.Start)
-			if err != nil {
-				return err
-			}
-			if it != nil && filter.Accept(it) {
-				items = []*k2v.Item{it}
-			}
-		default:
-			var page k2v.Page
-			items, page, err = c.s.cfg.Items.ReadRange(ctx, c.bucket.ID, s.PartitionKey, s.rng(), filter, budget)
-			if err != nil {
-				return err
-			}
-			res.More, res.NextStart = page.More, page.Next
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i], errs[i] = c.runSearch(ctx, s, &k2v.Budget{Bytes: share})
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
-		res.Items = toBatchItems(items)
-		results[i] = res
+	}
+	remaining := int64(maxResponseValueBytes)
+	for i := range results {
+		res := &results[i]
+		for j, it := range res.Items {
+			if remaining <= 0 {
+				next := it.SK
+				res.Items, res.More, res.NextStart = res.Items[:j], true, &next
+				break
+			}
+			for _, v := range it.V {
+				remaining -= int64(len(v.Data))
+			}
+		}
+		if res.Items == nil {
+			res.Items = []batchItem{}
+		}
 	}
 	return c.writeJSON(200, results)
+}
+
+// runSearch runs one search of a ReadBatch.
+func (c *call) runSearch(ctx context.Context, s *search, budget *k2v.Budget) (readBatchResult, error) {
+	res := readBatchResult{search: *s}
+	filter := k2v.Filter{ConflictsOnly: s.ConflictsOnly, Tombstones: s.Tombstones}
+	var items []*k2v.Item
+	if s.SingleItem {
+		it, err := c.s.cfg.Items.Get(ctx, c.bucket.ID, s.PartitionKey, *s.Start)
+		if err != nil {
+			return res, err
+		}
+		if it != nil && filter.Accept(it) {
+			items = []*k2v.Item{it}
+		}
+	} else {
+		var page k2v.Page
+		var err error
+		items, page, err = c.s.cfg.Items.ReadRange(ctx, c.bucket.ID, s.PartitionKey, s.rng(), filter, budget)
+		if err != nil {
+			return res, err
+		}
+		res.More, res.NextStart = page.More, page.Next
+	}
+	res.Items = toBatchItems(items)
+	return res, nil
 }
 
 type deleteBatchResult struct {

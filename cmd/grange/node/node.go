@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/grangeio/grange/cluster"
 	"github.com/grangeio/grange/cluster/layout"
 	"github.com/grangeio/grange/cmd/grange/internal/adminapi"
@@ -115,6 +117,7 @@ type Node struct {
 	// holds the access key generated for the user, if one was.
 	FirstStart *Credentials
 
+	k2vAPI           *k2vhttp.Server
 	k2vSrv, adminSrv *serverState
 	closeOnce        sync.Once
 }
@@ -352,16 +355,16 @@ func (n *Node) Start() error {
 	}
 	n.rep.Start()
 	n.items.Start()
+	n.k2vAPI = k2vhttp.New(k2vhttp.Config{
+		Region:       n.cfg.Region,
+		Items:        n.items,
+		Catalog:      n.catalog,
+		MaxBodyBytes: n.cfg.MaxK2VBodyBytes,
+		Now:          n.cfg.Now,
+		Logger:       n.log.With("component", "k2v_api"),
+	})
 	if n.cfg.K2VAddr != "" {
-		srv := k2vhttp.New(k2vhttp.Config{
-			Region:       n.cfg.Region,
-			Items:        n.items,
-			Catalog:      n.catalog,
-			MaxBodyBytes: n.cfg.MaxK2VBodyBytes,
-			Now:          n.cfg.Now,
-			Logger:       n.log.With("component", "k2v_api"),
-		})
-		st, err := serve(n.cfg.K2VAddr, srv.Serve, srv.Shutdown)
+		st, err := serve(n.cfg.K2VAddr, n.k2vAPI.Serve, n.k2vAPI.Shutdown)
 		if err != nil {
 			return fmt.Errorf("node: K2V API: %w", err)
 		}
@@ -440,6 +443,10 @@ func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
 
 // ID returns the node's ID.
 func (n *Node) ID() cluster.NodeID { return n.key.ID() }
+
+// K2VHandler returns the K2V API's request handler (after Start), for
+// tests that serve requests without a socket.
+func (n *Node) K2VHandler() fasthttp.RequestHandler { return n.k2vAPI.Handle }
 
 // K2VAddr returns the address the K2V API listens on ("" when disabled).
 func (n *Node) K2VAddr() string { return addrOf(n.k2vSrv) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +15,13 @@ import (
 
 // startCluster starts n nodes joined in a mesh with an RF-n layout of one
 // zone per node, and the default key and bucket made on node 0.
-func startCluster(t *testing.T, n int) []*Node {
+func startCluster(t *testing.T, n int) []*Node { return startClusterB(t, n) }
+
+type atomicInt struct{ v atomic.Int64 }
+
+func (a *atomicInt) add() int { return int(a.v.Add(1)) }
+
+func startClusterB(t testing.TB, n int) []*Node {
 	t.Helper()
 	var secret [32]byte
 	rand.Read(secret[:])
@@ -69,7 +76,7 @@ func startCluster(t *testing.T, n int) []*Node {
 	return nodes
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -114,5 +121,43 @@ func TestReplicatedItemsReadYourWrites(t *testing.T) {
 	items, _, err := nodes[2].Items().ReadRange(ctx, bk.ID, "p0", k2v.Range{}, k2v.Filter{}, nil)
 	if err != nil || len(items) != 8 {
 		t.Fatalf("range: %d items, %v", len(items), err)
+	}
+}
+
+// BenchmarkReplicatedItems measures the item path of a 3-node RF 3
+// cluster in one process (profiling aid; the acceptance figures come from
+// grange bench k2v-cluster, with one process per node).
+func BenchmarkReplicatedItems(b *testing.B) {
+	for _, op := range []string{"insert", "read"} {
+		b.Run(op, func(b *testing.B) {
+			nodes := startClusterB(b, 3)
+			ctx := context.Background()
+			bk, err := nodes[0].Catalog().CreateBucket("app", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 100 {
+				nodes[0].Items().Insert(ctx, bk.ID, k2v.Write{Partition: fmt.Sprint(i), Sort: "s", Value: k2v.Value{Data: make([]byte, 100)}})
+			}
+			b.SetParallelism(8)
+			var n atomicInt
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := n.add()
+				nd := nodes[i%3]
+				for j := 0; pb.Next(); j++ {
+					pk := fmt.Sprint((i*7 + j) % 100)
+					if op == "insert" {
+						err = nd.Items().Insert(ctx, bk.ID, k2v.Write{Partition: pk, Sort: fmt.Sprint(i, "-", j), Value: k2v.Value{Data: make([]byte, 100)}})
+					} else {
+						_, err = nd.Items().Get(ctx, bk.ID, pk, "s")
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
