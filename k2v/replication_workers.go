@@ -349,9 +349,13 @@ func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p
 		}
 	}
 	self := rt.r.c.ID()
-	union := rt.storageSetUnion(h, p)
-	owner := containsNode(union, self)
-	targets := union
+	owner := containsNode(rt.storageSetUnion(h, p), self)
+	// Every node that holds p in an active version pushes what it has to
+	// the replicas of the current version: once all have, the current
+	// version holds every write acknowledged under the older ones. (The
+	// older versions' replicas are not pushed to: they are on their way
+	// out, and some may be gone for good.)
+	targets := rt.nodesOf(h.Current(), p)
 	if !owner {
 		if rt.placement == FullCopy {
 			return nil
@@ -360,7 +364,6 @@ func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p
 		if err != nil || root.Count == 0 {
 			return err
 		}
-		targets = rt.nodesOf(h.Current(), p)
 	}
 	var errs []error
 	for _, to := range targets {

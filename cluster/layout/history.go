@@ -367,3 +367,39 @@ func (h *History) AllNodes() []NodeID {
 	}
 	return sortedIDs(set)
 }
+
+// SkipDeadNodes advances the trackers of the storage nodes for which up
+// is false, as if they had acknowledged and synced the current version
+// (Garage's layout skip-dead-nodes): a node that is gone for good would
+// otherwise hold every later version back forever. Only nodes that no
+// longer hold data in the current version are marked synced, unless
+// allowMissingData: their data came from the quorums of the other
+// replicas, which sync for them; a dead node of the current version may
+// have been the only one to hold some writes that never reached a quorum
+// elsewhere. version must be the current version. It returns the nodes
+// whose Ack, and whose Sync, trackers it advanced.
+func (h *History) SkipDeadNodes(version uint64, up func(NodeID) bool, allowMissingData bool) (acked, synced []NodeID, err error) {
+	cur := h.Current()
+	if version != cur.Version {
+		return nil, nil, fmt.Errorf("%w: version %d is not the current version %d", ErrVersionMismatch, version, cur.Version)
+	}
+	seen := map[NodeID]bool{}
+	for _, l := range h.Versions {
+		for id, r := range l.Roles {
+			if r.CapacityBytes == 0 || seen[id] || up(id) {
+				continue
+			}
+			seen[id] = true
+			if h.SetAck(id, cur.Version) {
+				acked = append(acked, id)
+			}
+			if (allowMissingData || !cur.IsStorageNode(id)) && h.SetSync(id, cur.Version) {
+				synced = append(synced, id)
+			}
+		}
+	}
+	byID := func(a, b NodeID) int { return bytes.Compare(a[:], b[:]) }
+	slices.SortFunc(acked, byID)
+	slices.SortFunc(synced, byID)
+	return acked, synced, nil
+}

@@ -593,3 +593,49 @@ func TestStagingAcrossSkewedNodes(t *testing.T) {
 		t.Errorf("A and B differ after exchanging their histories")
 	}
 }
+
+func TestSkipDeadNodes(t *testing.T) {
+	var ids [4]NodeID
+	for i := range ids {
+		ids[i][0] = byte(i + 1)
+	}
+	h := NewHistory(3)
+	for _, id := range ids[:3] {
+		h.StageRole(id, &Role{Zone: "z" + string(rune('a'+id[0])), CapacityBytes: 1 << 30}, 1)
+	}
+	if _, err := h.Apply(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids[:3] {
+		h.SetAck(id, 1)
+		h.SetSync(id, 1)
+	}
+	// node 3 dies and is replaced by node 4
+	h.StageRole(ids[2], nil, 3)
+	h.StageRole(ids[3], &Role{Zone: "zd", CapacityBytes: 1 << 30}, 3)
+	if _, err := h.Apply(2, 4); err != nil {
+		t.Fatal(err)
+	}
+	up := func(id NodeID) bool { return id != ids[2] }
+	if _, _, err := h.SkipDeadNodes(1, up, false); !errors.Is(err, ErrVersionMismatch) {
+		t.Fatalf("old version: %v", err)
+	}
+	acked, synced, err := h.SkipDeadNodes(2, up, false)
+	if err != nil || len(acked) != 1 || acked[0] != ids[2] || len(synced) != 1 || synced[0] != ids[2] {
+		t.Fatalf("skipped %v %v, %v", acked, synced, err)
+	}
+	if h.Trackers.Ack[ids[2]] != 2 || h.Trackers.Sync[ids[2]] != 2 {
+		t.Fatalf("trackers of the dead node: %v %v", h.Trackers.Ack[ids[2]], h.Trackers.Sync[ids[2]])
+	}
+	// a dead node of the current version is acked but not synced, unless
+	// missing data is allowed
+	down := func(id NodeID) bool { return id != ids[3] }
+	h.SkipDeadNodes(2, down, false)
+	if h.Trackers.Ack[ids[3]] != 2 || h.Trackers.Sync[ids[3]] == 2 {
+		t.Fatalf("current node: ack %d sync %d", h.Trackers.Ack[ids[3]], h.Trackers.Sync[ids[3]])
+	}
+	h.SkipDeadNodes(2, down, true)
+	if h.Trackers.Sync[ids[3]] != 2 {
+		t.Fatal("allowMissingData did not mark it synced")
+	}
+}

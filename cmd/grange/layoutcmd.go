@@ -191,6 +191,42 @@ or "maximum" (as many as possible, the default).`,
 		},
 	}
 
+	var skipVersion uint64
+	var allowMissing bool
+	skip := &cobra.Command{
+		Use:   "skip-dead-nodes --version N",
+		Short: "Let a layout change finish without the storage nodes that are down for good",
+		Long: `A new layout version stays in transition until every storage node of
+every active version has acknowledged and synced it. A node that is gone for
+good (a dead disk, a machine replaced by a new one) would hold it back
+forever: this marks the storage nodes that are down now as having
+acknowledged version N and, when they no longer store data in it, synced
+it. With --allow-missing-data, dead nodes that still store data in version N
+are marked synced too: writes that only they held are then lost.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res adminapi.ClusterLayoutSkipDeadNodesResponse
+			if err := g.call("POST", "ClusterLayoutSkipDeadNodes", nil, adminapi.ClusterLayoutSkipDeadNodesRequest{Version: skipVersion, AllowMissingData: allowMissing}, &res); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if len(res.AckUpdated)+len(res.SyncUpdated) == 0 {
+				fmt.Fprintln(w, "No storage node is down: nothing to skip.")
+				return nil
+			}
+			for _, id := range res.AckUpdated {
+				fmt.Fprintf(w, "Acknowledged version %d for %s.\n", skipVersion, id)
+			}
+			for _, id := range res.SyncUpdated {
+				fmt.Fprintf(w, "Marked version %d synced for %s.\n", skipVersion, id)
+			}
+			return nil
+		},
+	}
+	skip.Flags().Uint64Var(&skipVersion, "version", 0, "the current layout version (required)")
+	skip.Flags().BoolVar(&allowMissing, "allow-missing-data", false, "also mark dead nodes that store data in this version as synced")
+	skip.MarkFlagRequired("version")
+
 	history := &cobra.Command{
 		Use:   "history",
 		Short: "Show the layout versions and how far each node has followed them",
@@ -205,7 +241,7 @@ or "maximum" (as many as possible, the default).`,
 		},
 	}
 
-	cmd.AddCommand(show, assign, remove, config, apply, revert, history)
+	cmd.AddCommand(show, assign, remove, config, apply, revert, skip, history)
 	return cmd
 }
 

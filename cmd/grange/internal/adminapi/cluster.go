@@ -396,6 +396,30 @@ func (s *Server) applyClusterLayout(rc *fasthttp.RequestCtx) (any, error) {
 	return &ApplyClusterLayoutResponse{Message: nonNil(p.Messages), Layout: *layoutResponse(h)}, nil
 }
 
+func (s *Server) skipDeadNodes(rc *fasthttp.RequestCtx) (any, error) {
+	var req ClusterLayoutSkipDeadNodesRequest
+	if err := decode(rc, &req); err != nil {
+		return nil, err
+	}
+	out := &ClusterLayoutSkipDeadNodesResponse{AckUpdated: []string{}, SyncUpdated: []string{}}
+	c := s.cfg.Cluster
+	_, err := c.UpdateLayout(func(h *layout.History) error {
+		up := func(id cluster.NodeID) bool { return id == c.ID() || c.IsUp(id) }
+		acked, synced, err := h.SkipDeadNodes(req.Version, up, req.AllowMissingData)
+		for _, id := range acked {
+			out.AckUpdated = append(out.AckUpdated, id.String())
+		}
+		for _, id := range synced {
+			out.SyncUpdated = append(out.SyncUpdated, id.String())
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (s *Server) revertClusterLayout(*fasthttp.RequestCtx) (any, error) {
 	h, err := s.cfg.Cluster.UpdateLayout(func(h *layout.History) error {
 		if err := h.Revert(s.nowMs()); !errors.Is(err, layout.ErrNoChanges) {

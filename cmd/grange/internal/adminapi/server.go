@@ -132,6 +132,7 @@ var operations = map[string]op{
 	"PreviewClusterLayoutChanges": {"POST", (*Server).previewClusterLayoutChanges},
 	"ApplyClusterLayout":          {"POST", (*Server).applyClusterLayout},
 	"RevertClusterLayout":         {"POST", (*Server).revertClusterLayout},
+	"ClusterLayoutSkipDeadNodes":  {"POST", (*Server).skipDeadNodes},
 	"GetClusterLayoutHistory":     {"GET", (*Server).getClusterLayoutHistory},
 	"ListKeys":                    {"GET", (*Server).listKeys},
 	"GetKeyInfo":                  {"GET", (*Server).getKeyInfo},

@@ -501,3 +501,16 @@ type NodeUpdateTrackers struct {
 	Sync    uint64 `json:"sync"`
 	SyncAck uint64 `json:"syncAck"`
 }
+
+// ClusterLayoutSkipDeadNodesRequest asks to advance the trackers of the
+// storage nodes that are down (Garage v2's ClusterLayoutSkipDeadNodes).
+type ClusterLayoutSkipDeadNodesRequest struct {
+	Version          uint64 `json:"version"`
+	AllowMissingData bool   `json:"allowMissingData"`
+}
+
+// ClusterLayoutSkipDeadNodesResponse lists the nodes whose trackers moved.
+type ClusterLayoutSkipDeadNodesResponse struct {
+	AckUpdated  []string `json:"ackUpdated"`
+	SyncUpdated []string `json:"syncUpdated"`
+}

@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -459,4 +461,46 @@ func (c *Cluster) closeAll() {
 	if err := errors.Join(errs...); err != nil {
 		c.t.Logf("nodetest: close: %v", err)
 	}
+}
+
+// WaitSynced waits until every live node knows that every storage node has
+// synced layout version v and the older versions are retired: the layout
+// change is over.
+func (c *Cluster) WaitSynced(v uint64) {
+	c.t.Helper()
+	c.Eventually("layout version "+fmt.Sprint(v)+" synced", func() error {
+		for i := range c.Len() {
+			n := c.Node(i)
+			if n == nil {
+				continue
+			}
+			h := n.Cluster().History()
+			if h.Current().Version < v || h.MinSync() < v || len(h.Versions) > 1 {
+				var tr []string
+				for id, a := range h.Trackers.Ack {
+					tr = append(tr, fmt.Sprintf("%s ack %d sync %d", id.Short(), a, h.Trackers.Sync[id]))
+				}
+				slices.Sort(tr)
+				return fmt.Errorf("node %d: version %d, min ack %d, min sync %d, %d active versions; %s", i, h.Current().Version, h.MinAck(), h.MinSync(), len(h.Versions), strings.Join(tr, ", "))
+			}
+		}
+		return nil
+	})
+}
+
+// SkipDeadNodes marks the storage nodes that are down as having
+// acknowledged and (when they no longer store data) synced version v, as
+// grange layout skip-dead-nodes does.
+func (c *Cluster) SkipDeadNodes(v uint64) {
+	c.t.Helper()
+	c.update(func(h *layout.History) error {
+		live := map[cluster.NodeID]bool{}
+		for i := range c.Len() {
+			if c.Alive(i) {
+				live[c.ID(i)] = true
+			}
+		}
+		_, _, err := h.SkipDeadNodes(v, func(id cluster.NodeID) bool { return live[id] }, false)
+		return err
+	})
 }

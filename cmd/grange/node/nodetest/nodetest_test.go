@@ -171,3 +171,41 @@ func TestWorkloadFaults(t *testing.T) {
 		c.Net.SetDelay(c.RPCAddr(3), c.RPCAddr(2), 0)
 	})
 }
+
+// TestWorkloadLayoutChanges runs the workload on five nodes in three zones
+// while the layout changes four times — a node added, one removed, one
+// moved to another zone, one replaced by a wiped node — each change
+// waiting until the new version is synced everywhere; then it checks the
+// histories: zero lost writes, zero read-after-write violations.
+func TestWorkloadLayoutChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := Start(t, Options{Nodes: 5, RF: 3})
+	w := &Workload{Workers: 8, Items: 64, Duration: 50 * time.Second, OpTimeout: 5 * time.Second}
+	start := time.Now()
+	runWorkload(t, c, w, func() {
+		time.Sleep(time.Second)
+		step := func(what string, change func()) {
+			change()
+			v := c.Apply()
+			c.WaitSynced(v)
+			t.Logf("%v: %s, version %d synced", time.Since(start).Round(time.Millisecond), what, v)
+		}
+		step("node added in dc2", func() { c.AddNode("dc2") })
+		step("node 0 removed", func() { c.Remove(0) })
+		step("node 1 moved to dc3", func() { c.Assign(1, "dc3", 1<<40) })
+		step("node 2 replaced by a wiped node", func() {
+			c.Replace(2)
+			v := c.Node(1).Cluster().Layout().Version + 1
+			go func() {
+				// the old node 2 is gone for good: let the change finish
+				c.WaitLayout(v)
+				c.SkipDeadNodes(v)
+			}()
+		})
+		if time.Since(start) > w.Duration {
+			t.Errorf("the layout changes outlasted the workload (%v)", time.Since(start))
+		}
+	})
+}
