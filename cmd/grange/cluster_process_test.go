@@ -225,4 +225,21 @@ func TestThreeNodeClusterWithCLI(t *testing.T) {
 		t.Logf("status on node %d:\n%s", i+1, st)
 	}
 	t.Logf("layout history on node 3:\n%s", mustCLI(2, "layout", "history"))
+
+	// a key made on node 1 reaches the others (the catalog is a full copy)
+	key := regexp.MustCompile(`GK[0-9a-f]{24}`).FindString(mustCLI(0, "key", "create", "ci"))
+	if key == "" {
+		t.Fatalf("key create printed no key ID%s", logs())
+	}
+	for i := range nodes {
+		waitFor("the key on every node", i, func(out string) bool { return strings.Contains(out, key) }, "key", "list")
+	}
+
+	out = mustCLI(1, "repair", "tables")
+	if !regexp.MustCompile(`syncing tables: (\d+)/(\d+) partitions\n`).MatchString(out) || !strings.Contains(out, "Table repair done; layout version 1 synced on this node.") {
+		t.Fatalf("repair tables:\n%s%s", out, logs())
+	}
+	if out := mustCLI(0, "layout", "skip-dead-nodes", "--version", "1"); !strings.Contains(out, "No storage node is down") {
+		t.Fatalf("skip-dead-nodes with every node up:\n%s", out)
+	}
 }
