@@ -193,7 +193,7 @@ func printBanner(w io.Writer, n *node.Node, c *Config, g *globals) {
 	} else {
 		fmt.Fprintln(w, "  cluster    RPC disabled (no rpc_secret): this node runs alone")
 	}
-	fmt.Fprintln(w, "  S3 API and web endpoint: not available in this version; K2V data is not yet replicated between nodes")
+	fmt.Fprintln(w, "  S3 API and web endpoint: not available in this version")
 	fmt.Fprintf(w, "  metadata   %s\n", c.MetadataDir)
 	if c.clockOffset != 0 {
 		fmt.Fprintf(w, "  clock      offset %s (%s): for tests only; SigV4 dates are checked against this clock\n", c.clockOffset, clock.EnvOffset)
