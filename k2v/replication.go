@@ -373,38 +373,57 @@ func storeKey(hash [32]byte, sort []byte) []byte {
 	return append(k, sort...)
 }
 
-// send writes encoded entries to their replica sets, grouped by
-// partition, in parallel. With local, this node already holds them.
+// send writes encoded entries to their replica sets, in parallel. With
+// local, this node already holds them. Entries whose partitions have the
+// same replica sets (every partition, when the cluster has RF nodes) go in
+// one call per replica: a call merges its entries in one atomic batch, so
+// a replica that acknowledged it holds all of them, and the quorums are
+// those of each partition.
 func (rt *Replicated[E]) send(ctx context.Context, h *layout.History, keys, values [][]byte, local bool) error {
-	type group struct{ keys, values [][]byte }
-	groups := map[cluster.Partition]*group{}
-	var order []cluster.Partition
+	type group struct {
+		sets         [][]cluster.NodeID
+		keys, values [][]byte
+	}
+	var groups []*group
+	byPartition := map[cluster.Partition]*group{}
 	for i, k := range keys {
 		p := cluster.Partition(k[0])
-		g := groups[p]
+		g := byPartition[p]
 		if g == nil {
-			g = &group{}
-			groups[p] = g
-			order = append(order, p)
+			sets, err := rt.writeSets(h, p)
+			if err != nil {
+				return err
+			}
+			for _, o := range groups {
+				if slices.EqualFunc(o.sets, sets, slices.Equal) {
+					g = o
+					break
+				}
+			}
+			if g == nil {
+				g = &group{sets: sets}
+				groups = append(groups, g)
+			}
+			byPartition[p] = g
 		}
 		g.keys = append(g.keys, k)
 		g.values = append(g.values, values[i])
 	}
-	errs := make([]error, len(order))
+	if len(groups) == 1 {
+		return rt.sendGroup(ctx, groups[0].sets, groups[0].keys, groups[0].values, local)
+	}
+	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
-	for i, p := range order {
-		g := groups[p]
-		wg.Go(func() { errs[i] = rt.sendPartition(ctx, h, p, g.keys, g.values, local) })
+	for i, g := range groups {
+		wg.Go(func() { errs[i] = rt.sendGroup(ctx, g.sets, g.keys, g.values, local) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (rt *Replicated[E]) sendPartition(ctx context.Context, h *layout.History, p cluster.Partition, keys, values [][]byte, local bool) error {
-	sets, err := rt.writeSets(h, p)
-	if err != nil {
-		return err
-	}
+// sendGroup writes encoded entries whose partitions all have the replica
+// sets sets.
+func (rt *Replicated[E]) sendGroup(ctx context.Context, sets [][]cluster.NodeID, keys, values [][]byte, local bool) error {
 	quorums := make([]int, len(sets))
 	for i, s := range sets {
 		quorums[i] = rt.writeQuorum(len(s))
@@ -418,7 +437,7 @@ func (rt *Replicated[E]) sendPartition(ctx context.Context, h *layout.History, p
 		done = []cluster.NodeID{self}
 	}
 	body := encodeValues(values)
-	err = cluster.CallSets(ctx, rt.r.c, sets, quorums, done, cluster.QuorumOptions{},
+	err := cluster.CallSets(ctx, rt.r.c, sets, quorums, done, cluster.QuorumOptions{},
 		func(ctx context.Context, to cluster.NodeID) error {
 			if to == self {
 				return rt.t.MergeRaw(values)
@@ -479,6 +498,26 @@ func (rt *Replicated[E]) Get(ctx context.Context, partition, sort []byte) (*E, e
 		})
 	if err != nil {
 		return nil, fmt.Errorf("table %s: read: %w", rt.t.Name(), err)
+	}
+	// The common case: every replica asked holds the same bytes. Their
+	// merge is that entry (Merge is idempotent) and no replica is stale:
+	// one decode, no re-encoding, no comparison with it.
+	same := true
+	for _, r := range res[1:] {
+		if !bytes.Equal(r.Value, res[0].Value) || (r.Value == nil) != (res[0].Value == nil) {
+			same = false
+			break
+		}
+	}
+	if same {
+		if res[0].Value == nil {
+			return nil, nil
+		}
+		e, err := rt.t.schema.Decode(res[0].Value)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: read from %s: %w", rt.t.Name(), res[0].From.Short(), err)
+		}
+		return e, nil
 	}
 	var merged *E
 	for _, r := range res {

@@ -53,6 +53,10 @@ type Transport struct {
 	evMu      sync.Mutex
 	events    []func()
 	evRunning bool
+
+	// idle hands work to spawned goroutines that finished theirs and wait
+	// for more (see spawn).
+	idle chan func()
 }
 
 type dialCall struct {
@@ -70,6 +74,7 @@ func New(cfg Config) (*Transport, error) {
 		cfg:        cfg,
 		handshakes: make(chan struct{}, cfg.MaxPendingHandshakes),
 		done:       make(chan struct{}),
+		idle:       make(chan func()),
 	}
 	copy(t.id[:], cfg.Key.PublicKey().Bytes())
 	t.static = noise.DHKey{Private: cfg.Key.Bytes(), Public: cfg.Key.PublicKey().Bytes()}
@@ -85,19 +90,49 @@ func New(cfg Config) (*Transport, error) {
 // ID returns this node's ID: its public key.
 func (t *Transport) ID() layout.NodeID { return t.id }
 
+// spawnIdle is how long a goroutine of spawn waits for more work once it
+// finished its function.
+const spawnIdle = time.Second
+
 // spawn runs f on a goroutine that Close waits for, unless closing began.
+// The goroutine is one that finished an earlier f, if one is idle: its
+// stack has already grown to what handlers need (a new goroutine's stack
+// growth through a pebble read costs more than the read), and no goroutine
+// is created.
 func (t *Transport) spawn(f func()) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.mu.closed {
 		return false
 	}
+	select {
+	case t.idle <- f:
+		return true
+	default:
+	}
 	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		f()
-	}()
+	go t.worker(f)
 	return true
+}
+
+// worker runs f, then the functions handed to it while it is idle, until
+// it has been idle for spawnIdle or the transport closes.
+func (t *Transport) worker(f func()) {
+	defer t.wg.Done()
+	timer := time.NewTimer(spawnIdle)
+	defer timer.Stop()
+	for {
+		f()
+		f = nil
+		timer.Reset(spawnIdle)
+		select {
+		case f = <-t.idle:
+		case <-timer.C:
+			return
+		case <-t.done:
+			return
+		}
+	}
 }
 
 // Serve accepts connections on ln until Close, which closes ln; it then

@@ -39,6 +39,7 @@ server).`,
 					return err
 				}
 			}
+			defer startCPUProfile("bench")()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			out := cmd.OutOrStdout()
@@ -100,6 +101,7 @@ at the end, unless --dir is given.`,
 			if verbose {
 				cfg.Cluster.Logf = func(format string, args ...any) { fmt.Fprintf(out, "  "+format+"\n", args...) }
 			}
+			defer startCPUProfile("bench")()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			fmt.Fprintf(out, "K2V on 1 node, then on %d nodes (replication factor %d) on 127.0.0.1: %d clients, %d-byte values, %v per operation, metadata_fsync = %v\n",

@@ -133,6 +133,10 @@ func runServer(g *globals, f *serverFlags, out io.Writer) error {
 		return err
 	}
 	nc.Logger = log
+	// Profiles until the shutdown completes (also on the second signal's
+	// exit below, which calls stopProfile first).
+	stopProfile := startCPUProfile("server")
+	defer stopProfile()
 	if c.clockOffset != 0 {
 		log.Warn("clock offset set: this node's timestamps are shifted; a testing knob, never for production",
 			"env", clock.EnvOffset, "offset", c.clockOffset.String())
@@ -167,6 +171,7 @@ func runServer(g *globals, f *serverFlags, out io.Writer) error {
 		return nil
 	case sig := <-sigs:
 		log.Warn("second signal: exiting without waiting", "signal", sig.String())
+		stopProfile()
 		os.Exit(1)
 		return nil
 	}
