@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,8 @@ type counterPublisher struct {
 	// insert, when set, publishes through the replicated counter table
 	// instead of merging into the local one.
 	insert func(ctx context.Context, entries []*CounterEntry) error
+	// timeout bounds a replicated publication (nanoseconds; 0: a minute).
+	timeout atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -123,7 +126,9 @@ func (p *counterPublisher) loop() {
 	}
 }
 
-// close stops the loop and publishes what is pending.
+// close stops the loop and publishes what is pending. With replication a
+// publication that cannot reach its replicas is only logged: the local
+// counters are the durable truth, published again at the next start.
 func (p *counterPublisher) close() error {
 	p.once.Do(func() {
 		close(p.stop)
@@ -131,7 +136,14 @@ func (p *counterPublisher) close() error {
 			<-p.done
 		}
 	})
-	return p.flush()
+	if p.insert == nil {
+		return p.flush()
+	}
+	p.timeout.Store(int64(5 * time.Second))
+	if err := p.flush(); err != nil {
+		p.log.Warn("index counters not published at shutdown; they will be at the next start", "err", err)
+	}
+	return nil
 }
 
 // flush publishes every pending counter now.
@@ -186,7 +198,11 @@ func (p *counterPublisher) publishReplicated(dirty map[string]struct{}) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	timeout := time.Duration(p.timeout.Load())
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return p.insert(ctx, entries)
 }

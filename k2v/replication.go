@@ -82,9 +82,12 @@ type ReplicatorConfig struct {
 	// from the queue; 0 means 2 seconds.
 	RetryInterval time.Duration
 	// GCDelay is how long a tombstone waits before it is collected; 0
-	// means 24 hours.
+	// means 24 hours. It is raised to twice RequestTimeout if shorter: a
+	// write still in flight when its entry's tombstone is collected could
+	// bring the deleted state back.
 	GCDelay time.Duration
-	// RequestTimeout bounds one replica call of a client request; 0 means
+	// RequestTimeout bounds one replica call, and how long a write goes on
+	// in the background for the replicas that missed its quorum; 0 means
 	// 30 seconds.
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
@@ -134,6 +137,7 @@ func NewReplicator(cfg ReplicatorConfig) *Replicator {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
+	cfg.GCDelay = max(cfg.GCDelay, 2*cfg.RequestTimeout)
 	r := &Replicator{cfg: cfg, c: cfg.Cluster, db: cfg.DB, log: cfg.Logger, tables: map[string]replicatedTable{}, wake: make(chan struct{}, 1)}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -437,7 +441,7 @@ func (rt *Replicated[E]) sendGroup(ctx context.Context, sets [][]cluster.NodeID,
 		done = []cluster.NodeID{self}
 	}
 	body := encodeValues(values)
-	err := cluster.CallSets(ctx, rt.r.c, sets, quorums, done, cluster.QuorumOptions{},
+	err := cluster.CallSets(ctx, rt.r.c, sets, quorums, done, cluster.QuorumOptions{BackgroundTimeout: rt.r.cfg.RequestTimeout},
 		func(ctx context.Context, to cluster.NodeID) error {
 			if to == self {
 				return rt.t.MergeRaw(values)

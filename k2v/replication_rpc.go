@@ -117,6 +117,13 @@ func (rt *Replicated[E]) registerHandlers() {
 		if err := r.done(); err != nil {
 			return nil, err
 		}
+		keys := make([][]byte, len(items))
+		for i, it := range items {
+			keys[i] = it.key
+		}
+		if err := rt.purgeRetries(keys); err != nil {
+			return nil, err
+		}
 		for _, it := range items {
 			if _, err := rt.t.DeleteIfHash(it.key, it.vhash); err != nil {
 				return nil, err

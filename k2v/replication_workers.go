@@ -162,6 +162,38 @@ func (rt *Replicated[E]) retryQueued(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// purgeRetries drops the queued retries of the entries under storeKeys,
+// for every node, before their tombstones are collected: a queued copy
+// delivered afterwards would bring the deleted state back. (Every replica
+// acknowledged the tombstone first, so nothing queued is newer than what
+// they hold, except writes made after the tombstone, which anti-entropy
+// delivers from the replicas that took them.)
+func (rt *Replicated[E]) purgeRetries(storeKeys [][]byte) error {
+	want := make(map[string]bool, len(storeKeys))
+	for _, k := range storeKeys {
+		want[string(k)] = true
+	}
+	prefix := retryPrefix(rt.t.Name())
+	var drop [][]byte
+	err := rt.r.db.scanLocal(prefix, func(key, _ []byte) error {
+		if rest := key[len(prefix):]; len(rest) > 32 && want[string(rest[32:])] {
+			drop = append(drop, bytes.Clone(key))
+		}
+		return nil
+	})
+	if err != nil || len(drop) == 0 {
+		return err
+	}
+	return rt.r.db.Update(func(b *Batch) error {
+		for _, k := range drop {
+			if err := b.del(localKey(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func containsNode(nodes []cluster.NodeID, id cluster.NodeID) bool {
 	for _, n := range nodes {
 		if n == id {
@@ -472,6 +504,13 @@ func (rt *Replicated[E]) collectGarbage(ctx context.Context) error {
 		}{
 			{"merge", encodeValues(values), func() error { return nil }},
 			{"gc/delete", del, func() error {
+				keys := make([][]byte, len(cs))
+				for i, c := range cs {
+					keys[i] = c.Key
+				}
+				if err := rt.purgeRetries(keys); err != nil {
+					return err
+				}
 				for _, c := range cs {
 					if _, err := rt.t.DeleteIfHash(c.Key, c.VHash); err != nil {
 						return err

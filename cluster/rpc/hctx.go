@@ -39,7 +39,11 @@ func (h *handlerCtx) start(deadline time.Time) {
 		return
 	}
 	h.deadline = deadline
-	h.timer = time.AfterFunc(time.Until(deadline), func() { h.cancel(context.DeadlineExceeded) })
+	t := time.AfterFunc(time.Until(deadline), func() { h.cancel(context.DeadlineExceeded) })
+	// under the lock: a connection closing may cancel the context already
+	h.mu.Lock()
+	h.timer = t
+	h.mu.Unlock()
 }
 
 func (h *handlerCtx) Deadline() (time.Time, bool) { return h.deadline, !h.deadline.IsZero() }

@@ -240,9 +240,10 @@ func (c *Cluster) start(i int) {
 		DefaultAccessKey: AccessKey,
 		DefaultSecretKey: SecretKey,
 		Replication: k2v.ReplicatorConfig{
-			SyncInterval:  2 * time.Second,
-			RetryInterval: 200 * time.Millisecond,
-			GCDelay:       2 * time.Second,
+			SyncInterval:   2 * time.Second,
+			RetryInterval:  200 * time.Millisecond,
+			RequestTimeout: 3 * time.Second,
+			GCDelay:        6 * time.Second,
 		},
 		Logger: slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: c.opts.LogLevel})).With("slot", i),
 	}
