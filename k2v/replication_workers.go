@@ -320,10 +320,12 @@ func (s *syncer) loop() {
 		}
 		s.finish(err)
 		if err != nil {
+			// The retry timer alone brings the next pass: poking now
+			// would spin on an error that persists (a peer not dialled
+			// yet), bypassing the delay.
 			r.log.Warn("anti-entropy pass incomplete; retrying soon", "err", err)
 			retry.Reset(5 * time.Second)
-		}
-		if s.needed(r.c.History()) {
+		} else if s.needed(r.c.History()) {
 			s.poke()
 		}
 	}
