@@ -117,7 +117,7 @@ type Replicator struct {
 type replicatedTable interface {
 	name() string
 	retryQueued(ctx context.Context) (remaining int, err error)
-	syncPartition(ctx context.Context, h *layout.History, p cluster.Partition) error
+	syncTable(ctx context.Context, h *layout.History, progress func()) []error
 	collectGarbage(ctx context.Context) error
 	runMerkle(ctx context.Context)
 }

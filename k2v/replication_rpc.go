@@ -13,6 +13,7 @@ import (
 //	merge            values            → ()         merge entries
 //	get              store key         → optional   one entry
 //	scan             scan request      → scan page  entries of a range
+//	merkle/roots     ()                 → 256 nodes  every partition's root
 //	merkle/node      partition ‖ prefix → node      a Merkle tree node
 //	merkle/children  partition ‖ prefix → children  its non-empty children
 //	merkle/leaves    partition ‖ prefix → leaves    a level-2 bucket
@@ -57,6 +58,17 @@ func (rt *Replicated[E]) registerHandlers() {
 			return nil, err
 		}
 		return page.appendBinary(nil), nil
+	})
+	h("merkle/roots", func(_ context.Context, _ cluster.NodeID, _ []byte) ([]byte, error) {
+		out := make([]byte, 0, 256*34)
+		for p := range 256 {
+			n, err := rt.t.MerkleNode(cluster.Partition(p), nil)
+			if err != nil {
+				return nil, err
+			}
+			out = appendMerkleNode(out, n)
+		}
+		return out, nil
 	})
 	h("merkle/node", func(_ context.Context, _ cluster.NodeID, body []byte) ([]byte, error) {
 		p, prefix, err := decodeMerkleRequest(body)

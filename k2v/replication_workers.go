@@ -354,16 +354,13 @@ func (s *syncer) pass(h *layout.History) error {
 	s.mu.Unlock()
 	var errs []error
 	for _, tbl := range r.order {
-		for p := range 256 {
-			if err := tbl.syncPartition(r.ctx, h, cluster.Partition(p)); err != nil {
-				if r.ctx.Err() != nil {
-					return r.ctx.Err()
-				}
-				errs = append(errs, fmt.Errorf("table %s partition %d: %w", tbl.name(), p, err))
-			}
+		errs = append(errs, tbl.syncTable(r.ctx, h, func() {
 			s.mu.Lock()
 			s.prog.Done++
 			s.mu.Unlock()
+		})...)
+		if r.ctx.Err() != nil {
+			return r.ctx.Err()
 		}
 	}
 	if len(errs) > 3 {
@@ -372,16 +369,86 @@ func (s *syncer) pass(h *layout.History) error {
 	return errors.Join(errs...)
 }
 
+// syncParallel is how many partitions of a table one pass syncs at once.
+const syncParallel = 8
+
+// syncTable syncs every partition of the table. The roots of every
+// partition of each other node come in one call, so that partitions that
+// agree cost nothing more; the others are compared subtree by subtree,
+// several at a time.
+func (rt *Replicated[E]) syncTable(ctx context.Context, h *layout.History, progress func()) []error {
+	if err := rt.t.FlushMerkle(); err != nil {
+		return []error{fmt.Errorf("table %s: %w", rt.t.Name(), err)}
+	}
+	self := rt.r.c.ID()
+	var mu sync.Mutex
+	roots := map[cluster.NodeID][]MerkleNode{}
+	rootErrs := map[cluster.NodeID]error{}
+	var wg sync.WaitGroup
+	for _, id := range h.Current().Nodes() {
+		if id == self {
+			continue
+		}
+		wg.Go(func() {
+			r, err := rt.remoteRoots(ctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				rootErrs[id] = err
+			} else {
+				roots[id] = r
+			}
+		})
+	}
+	wg.Wait()
+	var errs []error
+	next := make(chan int)
+	for range syncParallel {
+		wg.Go(func() {
+			for p := range next {
+				err := rt.syncPartition(ctx, h, cluster.Partition(p), roots, rootErrs)
+				mu.Lock()
+				if err != nil && ctx.Err() == nil {
+					errs = append(errs, fmt.Errorf("table %s partition %d: %w", rt.t.Name(), p, err))
+				}
+				mu.Unlock()
+				progress()
+			}
+		})
+	}
+	for p := range 256 {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+	return errs
+}
+
+// remoteRoots returns the Merkle roots of every partition of the table on
+// node id.
+func (rt *Replicated[E]) remoteRoots(ctx context.Context, id cluster.NodeID) ([]MerkleNode, error) {
+	cctx, cancel := context.WithTimeout(ctx, rt.r.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := rt.r.c.Call(cctx, id, &cluster.Request{Endpoint: rt.ep + "merkle/roots", Priority: cluster.PrioBackground})
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{b: resp.Body}
+	out := make([]MerkleNode, 256)
+	for i := range out {
+		out[i] = r.merkleNode()
+	}
+	return out, r.done()
+}
+
 // syncPartition pushes to every other replica of p the entries it lacks
 // or holds in another state. A node that holds entries of p but is no
 // longer one of its replicas hands them over to the current replicas and
 // then drops them.
-func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p cluster.Partition) error {
-	if p == 0 {
-		if err := rt.t.FlushMerkle(); err != nil {
-			return err
-		}
-	}
+func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p cluster.Partition, roots map[cluster.NodeID][]MerkleNode, rootErrs map[cluster.NodeID]error) error {
 	self := rt.r.c.ID()
 	owner := containsNode(rt.storageSetUnion(h, p), self)
 	// Every node that holds p in an active version pushes what it has to
@@ -399,10 +466,21 @@ func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p
 			return err
 		}
 	}
+	local, err := rt.t.MerkleNode(p, nil)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, to := range targets {
 		if to == self {
 			continue
+		}
+		if err := rootErrs[to]; err != nil {
+			errs = append(errs, &cluster.NodeError{Node: to, Err: err})
+			continue
+		}
+		if r := roots[to]; r != nil && r[p] == local {
+			continue // the same entries
 		}
 		err := rt.t.MerkleDiff(ctx, p, remoteMerkle[E]{rt, to}, func(keys [][]byte) error {
 			values, err := rt.t.GetRaw(keys)
