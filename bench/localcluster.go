@@ -337,6 +337,14 @@ func (lc *LocalCluster) layOut(ctx context.Context) error {
 		}
 	}
 	lc.cfg.Logf("layout version 1 applied: %d node(s), replication factor %d", len(ids), len(ids))
+	// The layout change starts an anti-entropy pass on every node: let it
+	// end before measuring, so that the figures are those of a settled
+	// cluster.
+	for i := range lc.nodes {
+		if _, err := lc.CLI(ctx, i+1, "repair", "tables"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
