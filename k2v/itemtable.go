@@ -26,6 +26,12 @@ func itemPartitionKey(bucket BucketID, pk string) []byte {
 	return append(k, pk...)
 }
 
+// ItemPartition returns the partition of the ring that holds the items of
+// partition key pk in bucket.
+func ItemPartition(bucket BucketID, pk string) cluster.Partition {
+	return cluster.PartitionOf(Hash(itemPartitionKey(bucket, pk)))
+}
+
 func (itemSchema) Keys(it *Item) (partition, sort []byte) {
 	return itemPartitionKey(it.Bucket, it.Partition), []byte(it.Sort)
 }
