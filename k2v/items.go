@@ -123,6 +123,10 @@ func (s *Items) Close() error { return s.pub.close() }
 // Table returns the item table (for replication and tests).
 func (s *Items) Table() *Table[Item] { return s.items }
 
+// CounterTable returns the index counter table (for replication and
+// tests).
+func (s *Items) CounterTable() *Table[CounterEntry] { return s.counters }
+
 // Write is one insert or delete: Value (a tombstone for a delete) replaces
 // the versions covered by Context; a nil Context replaces nothing.
 type Write struct {

@@ -26,10 +26,11 @@ func itemPartitionKey(bucket BucketID, pk string) []byte {
 	return append(k, pk...)
 }
 
-// ItemPlacementKey is the partition key under which the item table stores
-// (and places) the items of partition key pk of bucket: its Hash decides
-// the item's cluster partition, hence its replicas.
-func ItemPlacementKey(bucket BucketID, pk string) []byte { return itemPartitionKey(bucket, pk) }
+// ItemPartition returns the partition of the ring that holds the items of
+// partition key pk in bucket.
+func ItemPartition(bucket BucketID, pk string) cluster.Partition {
+	return cluster.PartitionOf(Hash(itemPartitionKey(bucket, pk)))
+}
 
 func (itemSchema) Keys(it *Item) (partition, sort []byte) {
 	return itemPartitionKey(it.Bucket, it.Partition), []byte(it.Sort)

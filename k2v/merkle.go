@@ -559,7 +559,14 @@ func (t *Table[E]) MerkleDiff(ctx context.Context, p cluster.Partition, remote M
 		return nil
 	}
 	d := &merkleDiff{p: p, remote: remote, found: found}
-	if err := diffChildren(ctx, t, d, nil); err != nil {
+	if rem.Count == 0 {
+		// the remote holds nothing of p (a new or wiped replica): every
+		// local entry, without walking its empty tree
+		err = diffAllLocal(ctx, t, d, nil)
+	} else {
+		err = diffChildren(ctx, t, d, nil)
+	}
+	if err != nil {
 		return fmt.Errorf("merkle diff %s partition %d: %w", t.name, p, err)
 	}
 	return d.flush()
@@ -606,11 +613,16 @@ func diffChildren[E any](ctx context.Context, t *Table[E], d *merkleDiff, prefix
 		rm[c.Byte] = c.Node
 	}
 	for _, c := range locals {
-		if n, ok := rm[c.Byte]; ok && n == c.Node {
+		n, ok := rm[c.Byte]
+		if ok && n == c.Node {
 			continue
 		}
 		child := append(bytes.Clone(prefix), c.Byte)
-		if len(child) == merkleDepth {
+		if !ok {
+			// an absent child is empty: the remote lacks every local
+			// entry below it, no need to ask it for the subtree
+			err = diffAllLocal(ctx, t, d, child)
+		} else if len(child) == merkleDepth {
 			err = diffLeaves(ctx, t, d, child)
 		} else {
 			err = diffChildren(ctx, t, d, child)
@@ -620,6 +632,41 @@ func diffChildren[E any](ctx context.Context, t *Table[E], d *merkleDiff, prefix
 		}
 	}
 	return nil
+}
+
+// diffAllLocal reports every local entry whose khash starts with prefix
+// (0 to 2 bytes), reading the local leaves in pages of diffChunk: found
+// may call the DB, so it is not called during a scan.
+func diffAllLocal[E any](ctx context.Context, t *Table[E], d *merkleDiff, prefix []byte) error {
+	base := t.leafKey(byte(d.p), prefix)
+	lower := base
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var keys [][]byte
+		var last []byte
+		err := t.db.scanLocalRange(lower, prefixEnd(base), func(k, v []byte) (bool, error) {
+			if len(v) < 32 {
+				return false, fmt.Errorf("%w: merkle leaf %x", ErrCorrupt, k)
+			}
+			keys = append(keys, bytes.Clone(v[32:]))
+			last = bytes.Clone(k)
+			return len(keys) < diffChunk, nil
+		})
+		if err != nil {
+			return fmt.Errorf("table %s: %w", t.name, err)
+		}
+		for _, k := range keys {
+			if err := d.add(k); err != nil {
+				return err
+			}
+		}
+		if len(keys) < diffChunk {
+			return nil
+		}
+		lower = append(bytes.Clone(last), 0)
+	}
 }
 
 func diffLeaves[E any](ctx context.Context, t *Table[E], d *merkleDiff, prefix []byte) error {

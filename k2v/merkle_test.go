@@ -267,6 +267,55 @@ func TestMerkleDiffExact(t *testing.T) {
 	}
 }
 
+// Against an empty remote (a new or wiped replica) the diff reports every
+// local entry, once, in full chunks, with a single remote call per
+// partition: the remote's empty tree is not walked.
+func TestMerkleDiffEmptyRemote(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	_, a := openKVOn(t, NewMemFS(), kvSchema{name: "kv"})
+	_, b := openKVOn(t, NewMemFS(), kvSchema{name: "kv"})
+	for range 4000 {
+		mustMerge(t, a, randomKV(r))
+	}
+	mustFlush(t, a)
+	want := entries(t, a)
+	got := map[string]bool{}
+	remote := &tableRemote{t: b}
+	biggest := 0
+	for p := range 256 {
+		remote.calls.Store(0)
+		err := a.MerkleDiff(ctx, cluster.Partition(p), remote, func(keys [][]byte) error {
+			if len(keys) == 0 || len(keys) > diffChunk {
+				t.Errorf("chunk of %d keys", len(keys))
+			}
+			biggest = max(biggest, len(keys))
+			for _, k := range keys {
+				if got[string(k)] {
+					t.Errorf("key %x reported twice", k)
+				}
+				got[string(k)] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := remote.calls.Load(); n != 1 {
+			t.Errorf("partition %d: %d remote calls, want 1", p, n)
+		}
+	}
+	if biggest != diffChunk {
+		t.Errorf("largest chunk %d, want %d: the test does not page", biggest, diffChunk)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d keys reported, want the %d entries", len(got), len(want))
+	}
+	// and the push brings the empty replica to the same trees
+	push(t, a, b)
+	mustFlush(t, b)
+	sameTrees(t, a, b)
+}
+
 func TestMerkleDiffIdentical(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	_, a := openKVOn(t, NewMemFS(), kvSchema{name: "kv"})

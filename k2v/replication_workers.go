@@ -230,7 +230,8 @@ type syncer struct {
 	kick chan struct{}
 	mu   sync.Mutex
 	prog SyncProgress
-	// waiters are signalled at the end of the next complete pass.
+	// waiters are signalled at the end of the next pass to start (the
+	// loop takes them when it begins a pass).
 	waiters []chan error
 	force   bool
 }
@@ -265,6 +266,11 @@ func (s *syncer) needed(h *layout.History) bool {
 func (r *Replicator) FullSync(ctx context.Context) error {
 	ch := make(chan error, 1)
 	r.sync.mu.Lock()
+	if err := r.ctx.Err(); err != nil {
+		// stopped: the loop answers no more waiters
+		r.sync.mu.Unlock()
+		return err
+	}
 	r.sync.waiters = append(r.sync.waiters, ch)
 	r.sync.force = true
 	r.sync.mu.Unlock()
@@ -298,19 +304,23 @@ func (s *syncer) loop() {
 	for {
 		select {
 		case <-r.ctx.Done():
-			s.finish(r.ctx.Err())
+			s.finish(r.ctx.Err(), nil)
 			return
 		case <-t.C:
 		case <-s.kick:
 		case <-retry.C:
 		}
+		// This pass answers the FullSync calls made before it starts;
+		// later ones wait for the next pass (their poke is pending).
 		s.mu.Lock()
 		s.force = false
+		waiters := s.waiters
+		s.waiters = nil
 		s.mu.Unlock()
 		h := r.c.History()
 		err := s.pass(h)
 		if r.ctx.Err() != nil {
-			s.finish(r.ctx.Err())
+			s.finish(r.ctx.Err(), waiters)
 			return
 		}
 		if err == nil && h.MinAck() >= h.Current().Version {
@@ -318,7 +328,7 @@ func (s *syncer) loop() {
 				err = e
 			}
 		}
-		s.finish(err)
+		s.finish(err, waiters)
 		if err != nil {
 			// The retry timer alone brings the next pass: poking now
 			// would spin on an error that persists (a peer not dialled
@@ -331,7 +341,9 @@ func (s *syncer) loop() {
 	}
 }
 
-func (s *syncer) finish(err error) {
+// finish records the end of a pass and answers waiters, the FullSync calls
+// the pass began after; when the replicator stops, every waiter.
+func (s *syncer) finish(err error, waiters []chan error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prog.Running = false
@@ -340,10 +352,13 @@ func (s *syncer) finish(err error) {
 	if err != nil {
 		s.prog.Err = err.Error()
 	}
-	for _, w := range s.waiters {
+	if s.r.ctx.Err() != nil {
+		waiters = append(waiters, s.waiters...)
+		s.waiters = nil
+	}
+	for _, w := range waiters {
 		w <- err
 	}
-	s.waiters = nil
 }
 
 // pass syncs every partition of every table with the other replicas.

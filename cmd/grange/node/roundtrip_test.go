@@ -228,7 +228,7 @@ func testRoundTrips(t *testing.T, intra time.Duration) {
 		t.Logf("node %d %s (%s): replica of %d partitions", i, n.ID().Short(), zones[i], held[n.ID()])
 	}
 	replicasOf := func(pk string) []cluster.NodeID {
-		return nodes[0].Cluster().Layout().Replicas(cluster.PartitionOf(k2v.Hash(k2v.ItemPlacementKey(bucket, pk))))
+		return nodes[0].Cluster().Layout().Replicas(k2v.ItemPartition(bucket, pk))
 	}
 	// nearestRTT is the round trip from s to the nearest other node of set.
 	nearestRTT := func(s cluster.NodeID, set []cluster.NodeID) time.Duration {

@@ -110,6 +110,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{t: t, opts: opts, Net: opts.Net}
 	rand.Read(c.secret[:])
+	// the test's temporary directory first: cleanups run last-in
+	// first-out, so the nodes close before their directories go
+	t.TempDir()
 	t.Cleanup(c.closeAll)
 	for i := range opts.Nodes {
 		c.startNew(opts.Zones[i%len(opts.Zones)])
