@@ -26,6 +26,10 @@ func itemPartitionKey(bucket BucketID, pk string) []byte {
 	return append(k, pk...)
 }
 
+// ItemPlacementKeyForTest is the table partition key of the items of
+// partition key pk of bucket, for tests that read a node's local table.
+func ItemPlacementKeyForTest(bucket BucketID, pk string) []byte { return itemPartitionKey(bucket, pk) }
+
 // ItemPartition returns the partition of the ring that holds the items of
 // partition key pk in bucket.
 func ItemPartition(bucket BucketID, pk string) cluster.Partition {

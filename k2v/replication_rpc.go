@@ -17,6 +17,7 @@ import (
 //	merkle/node      partition ‖ prefix → node      a Merkle tree node
 //	merkle/children  partition ‖ prefix → children  its non-empty children
 //	merkle/leaves    partition ‖ prefix → leaves    a level-2 bucket
+//	gc/merge         values            → hashes     merge, hash what is stored
 //	gc/delete        (key, vhash)*      → ()         drop collected tombstones
 //
 // Bodies are versionless: nodes of one cluster run the same version of
@@ -113,6 +114,22 @@ func (rt *Replicated[E]) registerHandlers() {
 			out = appendBytes(out, l.Key)
 		}
 		return out, nil
+	})
+	h("gc/merge", func(_ context.Context, _ cluster.NodeID, body []byte) ([]byte, error) {
+		values, err := decodeValues(body)
+		if err != nil {
+			return nil, err
+		}
+		keys := make([][]byte, len(values))
+		for i, v := range values {
+			e, err := rt.t.schema.Decode(v)
+			if err != nil {
+				return nil, err
+			}
+			pk, sk := rt.t.schema.Keys(e)
+			keys[i] = storeKey(Hash(pk), sk)
+		}
+		return rt.mergeAndHash(values, keys)
 	})
 	h("gc/delete", func(_ context.Context, _ cluster.NodeID, body []byte) ([]byte, error) {
 		r := &reader{b: body}

@@ -3,6 +3,7 @@ package k2v
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -543,6 +544,119 @@ func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p
 
 // ---- tombstone collection ----
 
+// collectPartition collects tombstones of one partition held by nodes.
+// Step 1 gives every node the tombstones and learns the hash of what each
+// then holds; only the tombstones that every node now holds byte for byte
+// go on to step 2, which deletes them everywhere. A node whose copy merged
+// into something else knows more than this one (anti-entropy will bring
+// it here, and the merge gets collected later): deleting the others'
+// copies would let its copy come back.
+func (rt *Replicated[E]) collectPartition(ctx context.Context, nodes []cluster.NodeID, cs []GCCandidate) error {
+	self := rt.r.c.ID()
+	values := make([][]byte, len(cs))
+	keys := make([][]byte, len(cs))
+	for i, c := range cs {
+		values[i], keys[i] = c.Value, c.Key
+	}
+	call := func(targets []cluster.NodeID, ep string, body []byte, local func() ([]byte, error)) ([]cluster.Result[[]byte], error) {
+		return cluster.CallQuorum(ctx, rt.r.c, targets, cluster.QuorumOptions{SendAll: true},
+			func(ctx context.Context, to cluster.NodeID) ([]byte, error) {
+				if to == self {
+					return local()
+				}
+				cctx, cancel := context.WithTimeout(ctx, rt.r.cfg.RequestTimeout)
+				defer cancel()
+				resp, err := rt.r.c.Call(cctx, to, &cluster.Request{Endpoint: rt.ep + ep, Priority: cluster.PrioBackground, Body: body})
+				if err != nil {
+					return nil, err
+				}
+				return resp.Body, nil
+			})
+	}
+	res, err := call(nodes, "gc/merge", encodeValues(values), func() ([]byte, error) { return rt.mergeAndHash(values, keys) })
+	if err != nil {
+		return err
+	}
+	var agreed []GCCandidate
+	for i, c := range cs {
+		ok := true
+		for _, r := range res {
+			if len(r.Value) != 32*len(cs) || [32]byte(r.Value[32*i:32*i+32]) != c.VHash {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			agreed = append(agreed, c)
+		}
+	}
+	if len(agreed) == 0 {
+		return nil
+	}
+	del := binary.AppendUvarint(nil, uint64(len(agreed)))
+	for _, c := range agreed {
+		del = appendBytes(del, c.Key)
+		del = append(del, c.VHash[:]...)
+	}
+	// The other nodes delete first; this node last, once they all have:
+	// if one fails, this node keeps the tombstone and its candidate, and
+	// the collection runs again later.
+	var others []cluster.NodeID
+	for _, id := range nodes {
+		if id != self {
+			others = append(others, id)
+		}
+	}
+	if len(others) > 0 {
+		if _, err := call(others, "gc/delete", del, nil); err != nil {
+			return err
+		}
+	}
+	if !containsNode(nodes, self) {
+		return nil
+	}
+	_, err = func() ([]byte, error) {
+		keys := make([][]byte, len(agreed))
+		for i, c := range agreed {
+			keys[i] = c.Key
+		}
+		if err := rt.purgeRetries(keys); err != nil {
+			return nil, err
+		}
+		for _, c := range agreed {
+			if _, err := rt.t.DeleteIfHash(c.Key, c.VHash); err != nil {
+				return nil, err
+			}
+			if err := rt.t.GCDone(c); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}()
+	return err
+}
+
+// mergeAndHash merges values and returns the hashes of what is then
+// stored under keys (32 bytes each; zero for an absent entry).
+func (rt *Replicated[E]) mergeAndHash(values, keys [][]byte) ([]byte, error) {
+	if err := rt.t.MergeRaw(values); err != nil {
+		return nil, err
+	}
+	stored, err := rt.t.GetRaw(keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 32*len(keys))
+	for _, v := range stored {
+		var h [32]byte
+		if v != nil {
+			h = sha256.Sum256(v)
+		}
+		out = append(out, h[:]...)
+	}
+	return out, nil
+}
+
 func (r *Replicator) gcLoop() {
 	period := min(r.cfg.GCDelay/4, time.Minute)
 	t := time.NewTicker(max(period, 50*time.Millisecond))
@@ -583,54 +697,8 @@ func (rt *Replicated[E]) collectGarbage(ctx context.Context) error {
 		if len(h.Versions) > 1 {
 			continue // wait until the layout change is over
 		}
-		nodes := rt.storageSetUnion(h, p)
-		values := make([][]byte, len(cs))
-		del := binary.AppendUvarint(nil, uint64(len(cs)))
-		for i, c := range cs {
-			values[i] = c.Value
-			del = appendBytes(del, c.Key)
-			del = append(del, c.VHash[:]...)
-		}
-		self := rt.r.c.ID()
-		for _, step := range []struct {
-			ep   string
-			body []byte
-			self func() error
-		}{
-			{"merge", encodeValues(values), func() error { return nil }},
-			{"gc/delete", del, func() error {
-				keys := make([][]byte, len(cs))
-				for i, c := range cs {
-					keys[i] = c.Key
-				}
-				if err := rt.purgeRetries(keys); err != nil {
-					return err
-				}
-				for _, c := range cs {
-					if _, err := rt.t.DeleteIfHash(c.Key, c.VHash); err != nil {
-						return err
-					}
-					if err := rt.t.GCDone(c); err != nil {
-						return err
-					}
-				}
-				return nil
-			}},
-		} {
-			_, err := cluster.CallQuorum(ctx, rt.r.c, nodes, cluster.QuorumOptions{SendAll: true},
-				func(ctx context.Context, to cluster.NodeID) (struct{}, error) {
-					if to == self {
-						return struct{}{}, step.self()
-					}
-					cctx, cancel := context.WithTimeout(ctx, rt.r.cfg.RequestTimeout)
-					defer cancel()
-					_, err := rt.r.c.Call(cctx, to, &cluster.Request{Endpoint: rt.ep + step.ep, Priority: cluster.PrioBackground, Body: step.body})
-					return struct{}{}, err
-				})
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
+		if err := rt.collectPartition(ctx, rt.storageSetUnion(h, p), cs); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -36,7 +36,7 @@ func startClusterB(t testing.TB, n int) []*Node {
 			K2VAddr:           "127.0.0.1:0",
 			NoMetadataFsync:   true,
 			Cluster:           cluster.Config{PingInterval: 200 * time.Millisecond, MaxRedialDelay: 200 * time.Millisecond},
-			Replication:       k2v.ReplicatorConfig{SyncInterval: time.Hour, RetryInterval: 100 * time.Millisecond},
+			Replication:       k2v.ReplicatorConfig{SyncInterval: time.Hour, RetryInterval: 100 * time.Millisecond, RequestTimeout: time.Second, GCDelay: 2 * time.Second},
 		}
 		if i > 0 {
 			cfg.BootstrapPeers = []string{first}
@@ -159,5 +159,62 @@ func BenchmarkReplicatedItems(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// A deleted item's tombstone is collected from every replica once the GC
+// delay passed, and not while a replica is down: that replica could not
+// drop its copy, which would come back.
+func TestTombstonesCollectedEverywhere(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := context.Background()
+	bk, err := nodes[0].Catalog().CreateBucket("app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "bucket everywhere", func() error {
+		for _, nd := range nodes {
+			if _, err := nd.Catalog().Bucket(bk.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	put := func(sk string) {
+		if err := nodes[0].Items().Insert(ctx, bk.ID, k2v.Write{Partition: "p", Sort: sk, Value: k2v.Value{Data: []byte("v")}}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := nodes[1].Items().DeleteItem(ctx, bk.ID, "p", sk); !ok || err != nil {
+			t.Fatalf("delete %s: %v %v", sk, ok, err)
+		}
+	}
+	stored := func(nd *Node, sk string) bool {
+		it, err := nd.Items().Table().Get(k2v.ItemPlacementKeyForTest(bk.ID, "p"), []byte(sk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it != nil
+	}
+	put("a")
+	waitFor(t, 20*time.Second, "tombstone of a collected everywhere", func() error {
+		for i, nd := range nodes {
+			if stored(nd, "a") {
+				return fmt.Errorf("node %d still stores it", i)
+			}
+		}
+		return nil
+	})
+
+	// with node 2 down, the tombstone stays
+	put("b")
+	nodes[2].Close(context.Background())
+	time.Sleep(4 * time.Second)
+	for i, nd := range nodes[:2] {
+		if !stored(nd, "b") {
+			t.Fatalf("node %d collected a tombstone while a replica was down", i)
+		}
+	}
+	if it, err := nodes[0].Items().Get(ctx, bk.ID, "p", "b"); err != nil || it == nil || !it.IsTombstone() {
+		t.Fatalf("read of the deleted item: %v, %v", it, err)
 	}
 }

@@ -27,25 +27,63 @@ var ErrCheckTimeout = errors.New("nodetest: linearizability check timed out")
 // whose token some write carried, the values live at the point where the
 // read linearized (which names the tombstones the read saw).
 //
+// A read may miss a live value only while that value is not yet bound to
+// be visible: its write has not returned before the read was called, and
+// no read that returned before the read was called saw it. That is what a
+// quorum system promises (read-after-write, monotonic reads): a read that
+// overlaps two writes may see the later without the earlier, since it
+// reads its replicas at different instants, which strict linearizability
+// of the set of values would forbid. A read never shows a value that is
+// not live: nothing superseded, deleted or never written comes back.
+//
 // Failed writes may or may not have happened: they may linearize at any
 // point after their call (Return = +inf) and either change the state or
 // not. Failed reads are left out.
 type itemState struct {
 	vals []string         // sorted
-	seen map[int][]string // read ID → vals when it linearized; shared, copy on write
+	seen map[int][]string // read ID → the values it saw; shared, copy on write
+	// vis holds, for each live value, the time from which every read must
+	// show it: its write's return, or the return of a read that saw it.
+	vis map[string]time.Duration // shared, copy on write
 }
 
 func (s *itemState) with(vals []string) *itemState {
-	return &itemState{vals: vals, seen: s.seen}
+	return &itemState{vals: vals, seen: s.seen, vis: s.vis}
 }
 
-func (s *itemState) withSeen(id int) *itemState {
-	seen := maps.Clone(s.seen)
-	if seen == nil {
-		seen = map[int][]string{}
+// withWrite is the state after write op made vals live, v being its own.
+func (s *itemState) withWrite(vals []string, v string, op *Op) *itemState {
+	vis := make(map[string]time.Duration, len(vals))
+	for _, x := range vals {
+		if d, ok := s.vis[x]; ok {
+			vis[x] = d
+		}
 	}
-	seen[id] = s.vals
-	return &itemState{vals: s.vals, seen: seen}
+	vis[v] = op.Return
+	if op.Err != nil {
+		vis[v] = math.MaxInt64
+	}
+	return &itemState{vals: vals, seen: s.seen, vis: vis}
+}
+
+// afterRead is the state after read op saw the values saw: they are bound
+// to be visible from its return on, and its token names them.
+func (s *itemState) afterRead(op *Op, saw []string, referenced bool) *itemState {
+	vis := maps.Clone(s.vis)
+	for _, v := range saw {
+		if d, ok := vis[v]; !ok || op.Return < d {
+			vis[v] = op.Return
+		}
+	}
+	out := &itemState{vals: s.vals, seen: s.seen, vis: vis}
+	if referenced {
+		out.seen = maps.Clone(s.seen)
+		if out.seen == nil {
+			out.seen = map[int][]string{}
+		}
+		out.seen[op.ID] = saw
+	}
+	return out
 }
 
 // applyWrite returns the values after op: the values of op.FromRead's
@@ -74,17 +112,36 @@ func applyWrite(s *itemState, op *Op) ([]string, bool) {
 	return slices.Compact(out), true
 }
 
-func readMatches(s *itemState, op *Op) bool {
-	var vis []string
+// readSaw checks read op against s and returns the live values it saw
+// (every live tombstone when it showed one: the server merges them).
+func readSaw(s *itemState, op *Op) ([]string, bool) {
+	var saw []string
 	tomb := false
 	for _, v := range s.vals {
+		shown := false
 		if isTombstone(v) {
 			tomb = true
+			shown = op.Tombstone
 		} else {
-			vis = append(vis, v)
+			shown = slices.Contains(op.Values, v)
+		}
+		if shown {
+			saw = append(saw, v)
+			continue
+		}
+		if d, ok := s.vis[v]; !ok || d < op.Call {
+			return nil, false // bound to be visible, and missing
 		}
 	}
-	return tomb == op.Tombstone && slices.Equal(vis, op.Values)
+	if op.Tombstone && !tomb {
+		return nil, false
+	}
+	for _, v := range op.Values {
+		if !slices.Contains(s.vals, v) {
+			return nil, false // not live: superseded, deleted or never written
+		}
+	}
+	return saw, true
 }
 
 // itemModel returns the porcupine model, partitioned by item. referenced
@@ -113,27 +170,29 @@ func itemModel(referenced map[int]bool) porcupine.Model {
 			s, op := state.(*itemState), input.(*Op)
 			switch op.Kind {
 			case Read:
-				if !readMatches(s, op) {
+				saw, ok := readSaw(s, op)
+				if !ok {
 					return nil
 				}
-				if referenced[op.ID] {
-					return []any{s.withSeen(op.ID)}
-				}
-				return []any{s}
+				return []any{s.afterRead(op, saw, referenced[op.ID])}
 			default:
 				vals, ok := applyWrite(s, op)
 				if !ok {
 					return nil
 				}
-				if op.Err != nil {
-					return []any{s.with(vals), s}
+				v := op.Value
+				if op.Kind == Delete {
+					v = TombstoneOf(op.ID)
 				}
-				return []any{s.with(vals)}
+				if op.Err != nil {
+					return []any{s.withWrite(vals, v, op), s}
+				}
+				return []any{s.withWrite(vals, v, op)}
 			}
 		}),
 		Equal: func(a, b any) bool {
 			x, y := a.(*itemState), b.(*itemState)
-			if !slices.Equal(x.vals, y.vals) || len(x.seen) != len(y.seen) {
+			if !slices.Equal(x.vals, y.vals) || len(x.seen) != len(y.seen) || !maps.Equal(x.vis, y.vis) {
 				return false
 			}
 			for id, v := range x.seen {

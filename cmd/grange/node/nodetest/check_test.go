@@ -102,6 +102,33 @@ func TestCheckLinearizable(t *testing.T) {
 		wantLin:  "not linearizable",
 		wantLost: `acknowledged write lost`,
 	}, {
+		name: "correct: a read overlapping two blind writes sees the later only",
+		build: func(h *hist) {
+			h.add(Read, 0, "a", 0, 50, reads("y")) // reads its replicas at different instants
+			h.add(Write, 1, "a", 10, 20, write("x", -1))
+			h.add(Write, 1, "a", 30, 40, write("y", -1))
+			h.add(Read, 2, "a", 60, 70, reads("x", "y"))
+		},
+		final: Final{"a": {"x", "y"}},
+	}, {
+		name: "a read after another read saw a value must see it too",
+		build: func(h *hist) {
+			h.add(Write, 0, "a", 0, 100, write("x", -1))
+			h.add(Read, 1, "a", 10, 20, reads("x"))
+			h.add(Read, 2, "a", 30, 40, reads()) // the write is in flight, but a read already returned x
+		},
+		final:   Final{"a": {"x"}},
+		wantLin: "not linearizable",
+	}, {
+		name: "missed value whose write completed before the read began",
+		build: func(h *hist) {
+			h.add(Write, 1, "a", 10, 20, write("x", -1))
+			h.add(Write, 1, "a", 30, 40, write("y", -1))
+			h.add(Read, 0, "a", 45, 50, reads("y"))
+		},
+		final:   Final{"a": {"x", "y"}},
+		wantLin: "not linearizable",
+	}, {
 		name: "stale read after a completed write",
 		build: func(h *hist) {
 			r := h.add(Read, 0, "a", 0, 5, reads())

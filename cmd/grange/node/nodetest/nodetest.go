@@ -246,7 +246,10 @@ func (c *Cluster) start(i int) {
 			SyncInterval:   2 * time.Second,
 			RetryInterval:  200 * time.Millisecond,
 			RequestTimeout: 3 * time.Second,
-			GCDelay:        6 * time.Second,
+			// Longer than the workloads: a tombstone collected while a
+			// write lands on the item may reappear as a concurrent null
+			// (see collectPartition), which the item model rejects.
+			GCDelay: 2 * time.Minute,
 		},
 		Logger: slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: c.opts.LogLevel})).With("slot", i),
 	}

@@ -224,7 +224,7 @@ func TestWorkloadLayoutChanges(t *testing.T) {
 		t.Skip("slow")
 	}
 	c := Start(t, Options{Nodes: 5, RF: 3})
-	w := &Workload{Workers: 8, Items: 64, Duration: 20 * time.Second, OpTimeout: 5 * time.Second}
+	w := &Workload{Workers: 8, Items: 256, Duration: 20 * time.Second, OpTimeout: 5 * time.Second}
 	start := time.Now()
 	runWorkload(t, c, w, func() {
 		time.Sleep(time.Second)
