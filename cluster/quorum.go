@@ -109,8 +109,22 @@ func CallQuorum[T any](ctx context.Context, c *Cluster, nodes []NodeID, opts Quo
 	if opts.SendAll {
 		next = len(order)
 	}
-	for _, to := range order[:next] {
+	// The calls to other nodes go first, each on its goroutine; the call
+	// to this node, a local read or write, then runs on this one: it
+	// overlaps the network round trips without a goroutine hand-off.
+	// (Not with SendAll: its calls may wait long, as polls do, and the
+	// quorum must not wait for this node's.)
+	self := -1
+	for i, to := range order[:next] {
+		if to == c.id && !opts.SendAll {
+			self = i
+			continue
+		}
 		launch(to)
+	}
+	if self >= 0 {
+		v, err := call(callCtx, c.id)
+		answers <- answer{c.id, v, err}
 	}
 	inflight := next
 	var ok []Result[T]
@@ -295,8 +309,16 @@ func CallSets(ctx context.Context, c *Cluster, sets [][]NodeID, quorums []int, d
 		err  error
 	}
 	answers := make(chan answer, len(union))
+	hasSelf := false
 	for _, to := range c.Preferred(union) {
+		if to == c.id {
+			hasSelf = true
+			continue
+		}
 		go func() { answers <- answer{to, call(callCtx, to)} }()
+	}
+	if hasSelf {
+		answers <- answer{c.id, call(callCtx, c.id)} // local: no hand-off
 	}
 	pending := len(union)
 	finish := func() {
