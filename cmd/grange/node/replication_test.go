@@ -76,6 +76,25 @@ func startClusterB(t testing.TB, n int) []*Node {
 	return nodes
 }
 
+// bucketEverywhere creates a bucket on node 0 and waits until every node
+// knows it.
+func bucketEverywhere(t *testing.T, nodes []*Node) *k2v.Bucket {
+	t.Helper()
+	bk, err := nodes[0].Catalog().CreateBucket("app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "bucket everywhere", func() error {
+		for _, nd := range nodes {
+			if _, err := nd.Catalog().Bucket(bk.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return bk
+}
+
 func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -94,18 +113,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
 func TestReplicatedItemsReadYourWrites(t *testing.T) {
 	nodes := startCluster(t, 3)
 	ctx := context.Background()
-	bk, err := nodes[0].Catalog().CreateBucket("app", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "bucket everywhere", func() error {
-		for _, nd := range nodes {
-			if _, err := nd.Catalog().Bucket(bk.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	bk := bucketEverywhere(t, nodes)
 	for i := range 50 {
 		w := nodes[i%3]
 		r := nodes[(i+1)%3]
@@ -168,18 +176,7 @@ func BenchmarkReplicatedItems(b *testing.B) {
 func TestTombstonesCollectedEverywhere(t *testing.T) {
 	nodes := startCluster(t, 3)
 	ctx := context.Background()
-	bk, err := nodes[0].Catalog().CreateBucket("app", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "bucket everywhere", func() error {
-		for _, nd := range nodes {
-			if _, err := nd.Catalog().Bucket(bk.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	bk := bucketEverywhere(t, nodes)
 	put := func(sk string) {
 		if err := nodes[0].Items().Insert(ctx, bk.ID, k2v.Write{Partition: "p", Sort: sk, Value: k2v.Value{Data: []byte("v")}}); err != nil {
 			t.Fatal(err)
