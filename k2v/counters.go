@@ -179,21 +179,31 @@ func (p *counterPublisher) flush() error {
 // table.
 func (p *counterPublisher) publishReplicated(dirty map[string]struct{}) error {
 	var entries []*CounterEntry
-	for key := range dirty {
-		v, err := p.db.GetLocal([]byte(key))
-		if err != nil {
-			return err
+	// Read through a batch, which writes nothing: it runs after every
+	// update that marked a key dirty has applied its batch, so that the
+	// counts read are at least those that marked it (a plain read could
+	// run between the marking and the apply, and publish the older counts).
+	err := p.db.Update(func(b *Batch) error {
+		for key := range dirty {
+			v, err := b.GetLocal([]byte(key))
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				continue
+			}
+			slot, err := decodeCounterSlot(v)
+			if err != nil {
+				return err
+			}
+			var bucket BucketID
+			copy(bucket[:], key[3:35])
+			entries = append(entries, &CounterEntry{Bucket: bucket, Partition: key[35:], Slots: []CounterSlot{slot}})
 		}
-		if v == nil {
-			continue
-		}
-		slot, err := decodeCounterSlot(v)
-		if err != nil {
-			return err
-		}
-		var bucket BucketID
-		copy(bucket[:], key[3:35])
-		entries = append(entries, &CounterEntry{Bucket: bucket, Partition: key[35:], Slots: []CounterSlot{slot}})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(entries) == 0 {
 		return nil
