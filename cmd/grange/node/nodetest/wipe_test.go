@@ -52,12 +52,16 @@ func waitFor(t *testing.T, what string, interval, limit time.Duration, cond func
 // partition), a node whose data is wiped gets every item back through
 // anti-entropy alone: no client reads (no read repair), and the retry
 // queues were empty when it was wiped. It reports how long that takes
-// (NODETEST_WIPE_ITEMS sets the number of items, default 100,000).
+// (NODETEST_WIPE_ITEMS sets the number of items, default 100,000, or
+// 20,000 under the race detector).
 func TestWipedNodeRejoins(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
 	total := 100_000
+	if raceEnabled {
+		total = 20_000
+	}
 	if s := os.Getenv("NODETEST_WIPE_ITEMS"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil {
