@@ -82,6 +82,16 @@ func (c *Cluster) MarkSynced(v uint64) error {
 	return nil
 }
 
+// HistoryView returns the installed layout history without copying it:
+// an immutable snapshot that the caller must not modify (History returns
+// a copy to modify). Reads and writes of the tables use it on every
+// request.
+func (c *Cluster) HistoryView() *layout.History {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.history
+}
+
 // BeginWrite starts a write to the replica sets of a layout history: it
 // returns the installed history (an immutable snapshot: do not modify it)
 // and a function to call once the write is over. While writes that began

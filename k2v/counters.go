@@ -184,29 +184,12 @@ func (p *counterPublisher) publishReplicated(dirty map[string]struct{}) error {
 	// counts read are at least those that marked it (a plain read could
 	// run between the marking and the apply, and publish the older counts).
 	err := p.db.Update(func(b *Batch) error {
-		for key := range dirty {
-			v, err := b.GetLocal([]byte(key))
-			if err != nil {
-				return err
-			}
-			if v == nil {
-				continue
-			}
-			slot, err := decodeCounterSlot(v)
-			if err != nil {
-				return err
-			}
-			var bucket BucketID
-			copy(bucket[:], key[3:35])
-			entries = append(entries, &CounterEntry{Bucket: bucket, Partition: key[35:], Slots: []CounterSlot{slot}})
-		}
-		return nil
-	})
-	if err != nil {
+		var err error
+		entries, err = readSlots(b, dirty)
 		return err
-	}
-	if len(entries) == 0 {
-		return nil
+	})
+	if err != nil || len(entries) == 0 {
+		return err
 	}
 	timeout := time.Duration(p.timeout.Load())
 	if timeout == 0 {
@@ -219,24 +202,38 @@ func (p *counterPublisher) publishReplicated(dirty map[string]struct{}) error {
 
 func (p *counterPublisher) publishLocal(dirty map[string]struct{}) error {
 	return p.db.Update(func(b *Batch) error {
-		for key := range dirty {
-			v, err := b.GetLocal([]byte(key))
-			if err != nil {
-				return err
-			}
-			if v == nil {
-				continue
-			}
-			slot, err := decodeCounterSlot(v)
-			if err != nil {
-				return err
-			}
-			var bucket BucketID
-			copy(bucket[:], key[3:35])
-			if err := p.counters.MergeIn(b, &CounterEntry{Bucket: bucket, Partition: key[35:], Slots: []CounterSlot{slot}}); err != nil {
+		entries, err := readSlots(b, dirty)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := p.counters.MergeIn(b, e); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// readSlots reads the local counters under keys as counter table entries
+// holding this node's slot.
+func readSlots(b *Batch, keys map[string]struct{}) ([]*CounterEntry, error) {
+	var entries []*CounterEntry
+	for key := range keys {
+		v, err := b.GetLocal([]byte(key))
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			continue
+		}
+		slot, err := decodeCounterSlot(v)
+		if err != nil {
+			return nil, err
+		}
+		var bucket BucketID
+		copy(bucket[:], key[3:35])
+		entries = append(entries, &CounterEntry{Bucket: bucket, Partition: key[35:], Slots: []CounterSlot{slot}})
+	}
+	return entries, nil
 }

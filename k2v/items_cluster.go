@@ -184,7 +184,7 @@ func (s *Items) insertCluster(ctx context.Context, bucket BucketID, writes []Wri
 // a read quorum answered: the merge of the newer items, if any.
 func (s *Items) pollItemCluster(ctx context.Context, bucket BucketID, pk, sk string, token Clock, timeout time.Duration) (*Item, bool, error) {
 	pkey := itemPartitionKey(bucket, pk)
-	nodes, err := s.ritems.readSet(s.rep.c.History(), cluster.PartitionOf(Hash(pkey)))
+	nodes, err := s.ritems.readSet(s.rep.c.HistoryView(), cluster.PartitionOf(Hash(pkey)))
 	if err != nil {
 		return nil, false, err
 	}
@@ -237,7 +237,7 @@ func (s *Items) pollItemCluster(ctx context.Context, bucket BucketID, pk, sk str
 // all of them, having stamped them.
 func (s *Items) pollRangeCluster(ctx context.Context, bucket BucketID, pk string, pr PollRange, marker *SeenMarker, timeout time.Duration) ([]*Item, *SeenMarker, bool, error) {
 	pkey := itemPartitionKey(bucket, pk)
-	nodes, err := s.ritems.readSet(s.rep.c.History(), cluster.PartitionOf(Hash(pkey)))
+	nodes, err := s.ritems.readSet(s.rep.c.HistoryView(), cluster.PartitionOf(Hash(pkey)))
 	if err != nil {
 		return nil, nil, false, err
 	}

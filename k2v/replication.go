@@ -119,6 +119,7 @@ type replicatedTable interface {
 	retryQueued(ctx context.Context) (remaining int, err error)
 	syncTable(ctx context.Context, h *layout.History, progress func()) []error
 	collectGarbage(ctx context.Context) error
+	pushLocal(ctx context.Context, h *layout.History, chs []change, written map[string]pending) error
 	runMerkle(ctx context.Context)
 }
 
@@ -338,9 +339,7 @@ func (r *Replicator) Update(ctx context.Context, fn func(b *Batch) error) error 
 	for name, chs := range byTable {
 		rt := r.tables[name]
 		wg.Go(func() {
-			if err := rt.(interface {
-				pushLocal(context.Context, *layout.History, []change, map[string]pending) error
-			}).pushLocal(ctx, h, chs, written); err != nil {
+			if err := rt.pushLocal(ctx, h, chs, written); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -469,13 +468,11 @@ func (rt *Replicated[E]) sendGroup(ctx context.Context, sets [][]cluster.NodeID,
 // merge get it before Get returns (blocking read repair), so that a later
 // read never sees less. It returns nil when no replica has the entry.
 func (rt *Replicated[E]) Get(ctx context.Context, partition, sort []byte) (*E, error) {
-	hash := Hash(partition)
-	p := cluster.PartitionOf(hash)
-	h := rt.r.c.History()
 	if rt.placement == FullCopy {
 		return rt.t.Get(partition, sort)
 	}
-	nodes, err := rt.readSet(h, p)
+	hash := Hash(partition)
+	nodes, err := rt.readSet(rt.r.c.HistoryView(), cluster.PartitionOf(hash))
 	if err != nil {
 		return nil, err
 	}
@@ -592,13 +589,10 @@ const scanPageMax = 1000
 // read quorum of replicas, merged, with blocking read repair of the
 // replicas that answered with less.
 func (rt *Replicated[E]) Scan(ctx context.Context, partition []byte, o ScanOptions, fn func(sort []byte, e *E) (bool, error)) error {
-	hash := Hash(partition)
-	p := cluster.PartitionOf(hash)
 	if rt.placement == FullCopy {
 		return rt.t.Scan(partition, o, fn)
 	}
-	h := rt.r.c.History()
-	nodes, err := rt.readSet(h, p)
+	nodes, err := rt.readSet(rt.r.c.HistoryView(), cluster.PartitionOf(Hash(partition)))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,13 +112,13 @@ func (rt *Replicated[E]) retryQueued(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	h := rt.r.c.History()
+	h := rt.r.c.HistoryView()
 	var errs []error
 	for id, items := range byNode {
 		var send, drop []item
 		for _, it := range items {
 			sk := it.qkey[len(prefix)+32:]
-			if containsNode(rt.storageSetUnion(h, cluster.Partition(sk[0])), id) {
+			if slices.Contains(rt.storageSetUnion(h, cluster.Partition(sk[0])), id) {
 				send = append(send, it)
 			} else {
 				drop = append(drop, it) // no longer a replica: nothing to deliver
@@ -195,15 +196,6 @@ func (rt *Replicated[E]) purgeRetries(storeKeys [][]byte) error {
 	})
 }
 
-func containsNode(nodes []cluster.NodeID, id cluster.NodeID) bool {
-	for _, n := range nodes {
-		if n == id {
-			return true
-		}
-	}
-	return false
-}
-
 // QueuedRetries returns the number of writes waiting in the retry queue of
 // every table (for tests and metrics).
 func (r *Replicator) QueuedRetries() (int, error) {
@@ -234,7 +226,6 @@ type syncer struct {
 	// waiters are signalled at the end of the next pass to start (the
 	// loop takes them when it begins a pass).
 	waiters []chan error
-	force   bool
 }
 
 func newSyncer(r *Replicator) *syncer {
@@ -273,7 +264,6 @@ func (r *Replicator) FullSync(ctx context.Context) error {
 		return err
 	}
 	r.sync.waiters = append(r.sync.waiters, ch)
-	r.sync.force = true
 	r.sync.mu.Unlock()
 	r.sync.poke()
 	select {
@@ -289,7 +279,7 @@ func (r *Replicator) SyncProgress() SyncProgress {
 	r.sync.mu.Lock()
 	defer r.sync.mu.Unlock()
 	p := r.sync.prog
-	p.Synced = r.c.History().Trackers.Sync[r.c.ID()]
+	p.Synced = r.c.HistoryView().Trackers.Sync[r.c.ID()]
 	return p
 }
 
@@ -299,7 +289,7 @@ func (s *syncer) loop() {
 	defer t.Stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	if s.needed(r.c.History()) {
+	if s.needed(r.c.HistoryView()) {
 		s.poke()
 	}
 	for {
@@ -314,11 +304,10 @@ func (s *syncer) loop() {
 		// This pass answers the FullSync calls made before it starts;
 		// later ones wait for the next pass (their poke is pending).
 		s.mu.Lock()
-		s.force = false
 		waiters := s.waiters
 		s.waiters = nil
 		s.mu.Unlock()
-		h := r.c.History()
+		h := r.c.HistoryView()
 		err := s.pass(h)
 		if r.ctx.Err() != nil {
 			s.finish(r.ctx.Err(), waiters)
@@ -336,7 +325,7 @@ func (s *syncer) loop() {
 			// yet), bypassing the delay.
 			r.log.Warn("anti-entropy pass incomplete; retrying soon", "err", err)
 			retry.Reset(5 * time.Second)
-		} else if s.needed(r.c.History()) {
+		} else if s.needed(r.c.HistoryView()) {
 			s.poke()
 		}
 	}
@@ -466,25 +455,19 @@ func (rt *Replicated[E]) remoteRoots(ctx context.Context, id cluster.NodeID) ([]
 // then drops them.
 func (rt *Replicated[E]) syncPartition(ctx context.Context, h *layout.History, p cluster.Partition, roots map[cluster.NodeID][]MerkleNode, rootErrs map[cluster.NodeID]error) error {
 	self := rt.r.c.ID()
-	owner := containsNode(rt.storageSetUnion(h, p), self)
+	owner := slices.Contains(rt.storageSetUnion(h, p), self)
 	// Every node that holds p in an active version pushes what it has to
 	// the replicas of the current version: once all have, the current
 	// version holds every write acknowledged under the older ones. (The
 	// older versions' replicas are not pushed to: they are on their way
 	// out, and some may be gone for good.)
 	targets := rt.nodesOf(h.Current(), p)
-	if !owner {
-		if rt.placement == FullCopy {
-			return nil
-		}
-		root, err := rt.t.MerkleNode(p, nil)
-		if err != nil || root.Count == 0 {
-			return err
-		}
+	if !owner && rt.placement == FullCopy {
+		return nil
 	}
 	local, err := rt.t.MerkleNode(p, nil)
-	if err != nil {
-		return err
+	if err != nil || (!owner && local.Count == 0) {
+		return err // or nothing to hand over
 	}
 	var errs []error
 	for _, to := range targets {
@@ -612,7 +595,7 @@ func (rt *Replicated[E]) collectPartition(ctx context.Context, nodes []cluster.N
 			return err
 		}
 	}
-	if !containsNode(nodes, self) {
+	if !slices.Contains(nodes, self) {
 		return nil
 	}
 	_, err = func() ([]byte, error) {
@@ -686,7 +669,7 @@ func (rt *Replicated[E]) collectGarbage(ctx context.Context) error {
 	if err != nil || len(cands) == 0 {
 		return err
 	}
-	h := rt.r.c.History()
+	h := rt.r.c.HistoryView()
 	byPart := map[cluster.Partition][]GCCandidate{}
 	for _, c := range cands {
 		p := cluster.Partition(c.Key[0])
