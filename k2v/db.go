@@ -244,6 +244,15 @@ func (db *DB) GetLocal(key []byte) ([]byte, error) {
 	return getCopy(db.pdb, localKey(key))
 }
 
+// ScanLocal calls fn with each node-local key in [lower, upper) (upper
+// nil: every key from lower on) and its value, in order, until fn returns
+// false or an error. Keys and values are valid only during the call; fn
+// must not call the DB. Other layers keep their node-local state (queues,
+// counters) under a prefix of their own ("blocks/...").
+func (db *DB) ScanLocal(lower, upper []byte, fn func(key, value []byte) (bool, error)) error {
+	return db.scanLocalRange(lower, upper, fn)
+}
+
 // scanLocal calls fn with each node-local key starting with prefix (the
 // key without the space byte) and its value, in order. fn must not call
 // the DB.

@@ -569,7 +569,9 @@ type inMessage struct {
 // eagerBodyBytes is how much of a declared body is allocated up front.
 // Larger bodies grow as their bytes arrive, so that a header alone cannot
 // reserve MaxMessageBytes: memory follows the bytes actually received.
-const eagerBodyBytes = 1 << 20
+// It holds a 1 MiB data block (the default block_size) with its headers
+// in one allocation.
+const eagerBodyBytes = 1<<20 + 64<<10
 
 func (m *inMessage) expect(c *Conn, id uint64, bodyLen int, stream bool) {
 	m.started = true

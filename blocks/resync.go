@@ -1,0 +1,515 @@
+package blocks
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grangeio/grange/cluster"
+	"github.com/grangeio/grange/k2v"
+)
+
+// Resync.
+//
+// The resync queue is durable, in node-local space:
+//
+//	blocks/rq/<time ns, big endian> ‖ <hash> → nothing
+//
+// An entry asks the worker to look at a block at or after that time and
+// make this node's copy agree with its reference count and the layout:
+//
+//   - referenced here, this node should hold it, and it lacks it: fetch it
+//     from another node that holds it (a wiped disk, a missed write, a
+//     quarantined copy);
+//   - held, but this node should no longer hold it (the layout moved its
+//     partition): offer it to every node that should and lacks it, then
+//     delete it;
+//   - held, unreferenced, its grace period over: delete it (collect).
+//
+// Counts queue their blocks when they leave or reach zero (rc.go); a
+// layout change and `grange repair blocks` queue every block this node
+// holds or counts. A failure is recorded (blocks/err/<hash>: failures,
+// last and next try, message; `grange block list-errors`) and retried
+// with exponential backoff, up to ResyncRetryMax.
+type resyncer struct {
+	m    *Manager
+	wake chan struct{}
+
+	full     atomic.Bool  // a full scan is asked for
+	scanning atomic.Bool  // a full scan runs
+	done     atomic.Int64 // blocks processed since start
+	failed   atomic.Int64 // failures since start
+	lastErr  atomic.Value // string
+
+	mu        sync.Mutex
+	started   time.Time
+	busySince time.Time
+}
+
+const resyncBatch = 64
+
+func newResyncer(m *Manager) *resyncer {
+	return &resyncer{m: m, wake: make(chan struct{}, 1), started: m.now()}
+}
+
+func queueKey(at time.Time, h Hash) []byte {
+	k := make([]byte, 0, len(queuePrefix)+8+len(h))
+	k = append(k, queuePrefix...)
+	k = binary.BigEndian.AppendUint64(k, uint64(max(at.UnixNano(), 0)))
+	return append(k, h[:]...)
+}
+
+// enqueueIn queues h for at, in batch b.
+func (r *resyncer) enqueueIn(b *k2v.Batch, h Hash, at time.Time) error {
+	r.poke()
+	return b.SetLocal(queueKey(at, h), nil)
+}
+
+// enqueueNow queues h for now.
+func (r *resyncer) enqueueNow(h Hash) {
+	err := r.m.db.Update(func(b *k2v.Batch) error { return r.enqueueIn(b, h, r.m.now()) })
+	if err != nil {
+		r.m.log.Error("queueing a block resync failed", "block", h, "err", err)
+	}
+	r.poke()
+}
+
+func (r *resyncer) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// layoutChanged asks for a full scan: partitions moved.
+func (r *resyncer) layoutChanged() {
+	r.full.Store(true)
+	r.poke()
+}
+
+// repairAll asks for a full scan (`grange repair blocks`).
+func (r *resyncer) repairAll() { r.layoutChanged() }
+
+func (r *resyncer) run(ctx context.Context) {
+	r.full.Store(true) // blocks written while this node was down
+	for ctx.Err() == nil {
+		if r.full.Swap(false) {
+			r.scanning.Store(true)
+			if err := r.scanAll(ctx); err != nil && ctx.Err() == nil {
+				r.m.log.Error("queueing every block for resync failed", "err", err)
+				r.full.Store(true)
+			}
+			r.scanning.Store(false)
+		}
+		next, err := r.step(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.m.log.Error("resync queue", "err", err)
+			next = r.m.now().Add(time.Second)
+		}
+		if next.IsZero() {
+			continue // more due now
+		}
+		wait := min(max(next.Sub(r.m.now()), 10*time.Millisecond), 10*time.Second)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-r.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// step processes the entries that are due. It returns the zero time when
+// more may be due at once, else when the next entry is.
+func (r *resyncer) step(ctx context.Context) (time.Time, error) {
+	now := r.m.now()
+	type item struct {
+		key []byte
+		h   Hash
+	}
+	var due []item
+	var next time.Time
+	err := r.m.db.ScanLocal(queuePrefix, prefixEnd(queuePrefix), func(k, _ []byte) (bool, error) {
+		if len(k) != len(queuePrefix)+8+len(Hash{}) {
+			due = append(due, item{key: bytes.Clone(k)}) // malformed: drop it
+			return true, nil
+		}
+		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[len(queuePrefix):])))
+		if at.After(now) {
+			next = at
+			return false, nil
+		}
+		it := item{key: bytes.Clone(k)}
+		copy(it.h[:], k[len(queuePrefix)+8:])
+		due = append(due, it)
+		return len(due) < resyncBatch, nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(due) == 0 {
+		if next.IsZero() {
+			next = now.Add(10 * time.Second)
+		}
+		return next, nil
+	}
+	r.mu.Lock()
+	r.busySince = now
+	r.mu.Unlock()
+	for _, it := range due {
+		if ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
+		}
+		var retry time.Time
+		if !it.h.IsZero() {
+			var perr error
+			retry, perr = r.process(ctx, it.h)
+			if perr != nil {
+				if ctx.Err() != nil {
+					return time.Time{}, ctx.Err()
+				}
+				retry = r.recordError(it.h, perr)
+			}
+			r.done.Add(1)
+		}
+		err := r.m.db.Update(func(b *k2v.Batch) error {
+			if err := b.DeleteLocal(it.key); err != nil {
+				return err
+			}
+			if !retry.IsZero() {
+				return b.SetLocal(queueKey(retry, it.h), nil)
+			}
+			return nil
+		})
+		if err != nil {
+			return time.Time{}, err
+		}
+	}
+	r.mu.Lock()
+	r.busySince = time.Time{}
+	r.mu.Unlock()
+	return time.Time{}, nil
+}
+
+// process makes this node's copy of h agree with its count and the
+// layout. It returns when to look at h again (zero: no need).
+func (r *resyncer) process(ctx context.Context, h Hash) (time.Time, error) {
+	m := r.m
+	has, err := m.store.Has(h)
+	if err != nil {
+		return time.Time{}, err
+	}
+	rc, err := m.refCount(h)
+	if err != nil {
+		return time.Time{}, err
+	}
+	storage := m.isStorageNode(h)
+	switch {
+	case storage && rc.count > 0 && !has:
+		if err := r.fetch(ctx, h); err != nil {
+			return time.Time{}, err
+		}
+		r.clearError(h)
+		return time.Time{}, nil
+	case has && !storage:
+		if err := r.handOver(ctx, h); err != nil {
+			return time.Time{}, err
+		}
+		r.clearError(h)
+		return time.Time{}, nil
+	case rc.count == 0 && (has || rc.exists):
+		deleted, retry, err := m.collect(h)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if deleted && has {
+			m.log.Debug("unreferenced block deleted", "block", h)
+		}
+		r.clearError(h)
+		return retry, nil
+	}
+	r.clearError(h)
+	return time.Time{}, nil
+}
+
+// fetch copies h from another node that holds it, closest first.
+func (r *resyncer) fetch(ctx context.Context, h Hash) error {
+	m := r.m
+	var errs []error
+	for _, id := range m.c.Preferred(m.storageNodes(h)) {
+		if id == m.c.ID() {
+			continue
+		}
+		stored, err := r.fetchFrom(ctx, id, h)
+		if err != nil {
+			errs = append(errs, &cluster.NodeError{Node: id, Err: err})
+			continue
+		}
+		return m.storeLocal(h, stored)
+	}
+	if len(errs) == 0 {
+		return errors.New("no other node should hold this block")
+	}
+	return fmt.Errorf("no node gave a sound copy: %w", errors.Join(errs...))
+}
+
+// fetchFrom gets id's copy of h, checked.
+func (r *resyncer) fetchFrom(ctx context.Context, id cluster.NodeID, h Hash) ([]byte, error) {
+	m := r.m
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := m.c.Call(ctx, id, &cluster.Request{Endpoint: epGet, Priority: cluster.PrioBackground, Body: h[:]})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.decode(nil, h, resp.Body); err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// handOver gives h to the nodes that should hold it and lack it, then
+// deletes this node's copy once every one of them has it.
+func (r *resyncer) handOver(ctx context.Context, h Hash) error {
+	m := r.m
+	var stored []byte
+	for _, id := range m.storageNodes(h) {
+		st, err := m.askNeed(ctx, id, h)
+		if err != nil {
+			return &cluster.NodeError{Node: id, Err: err}
+		}
+		if st != statusNeed {
+			continue // it has it, or has no reference to it
+		}
+		if stored == nil {
+			if stored, err = m.store.Get(h); err != nil {
+				return err
+			}
+			if _, err := m.decode(nil, h, stored); err != nil {
+				m.corrupt(h, err)
+				return err
+			}
+		}
+		if err := r.putTo(ctx, id, h, stored); err != nil {
+			return &cluster.NodeError{Node: id, Err: err}
+		}
+	}
+	mu := m.stripe(h)
+	mu.Lock()
+	defer mu.Unlock()
+	if m.isStorageNode(h) { // the layout changed back meanwhile
+		return nil
+	}
+	return m.store.Delete(h)
+}
+
+func (r *resyncer) putTo(ctx context.Context, id cluster.NodeID, h Hash, stored []byte) error {
+	m := r.m
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+	defer cancel()
+	body := make([]byte, 0, len(h)+len(stored))
+	body = append(append(body, h[:]...), stored...)
+	_, err := m.c.Call(ctx, id, &cluster.Request{Endpoint: epPut, Priority: cluster.PrioBackground, Body: body})
+	return err
+}
+
+// scanAll queues every block this node holds or counts.
+func (r *resyncer) scanAll(ctx context.Context) error {
+	now := r.m.now()
+	var pending []Hash
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		err := r.m.db.Update(func(b *k2v.Batch) error {
+			for _, h := range pending {
+				if err := b.SetLocal(queueKey(now, h), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		pending = pending[:0]
+		r.poke()
+		return err
+	}
+	err := r.m.store.Walk(ctx, func(h Hash, _ int64) error {
+		pending = append(pending, h)
+		if len(pending) >= 1024 {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	var scanErr error
+	err = r.m.db.ScanLocal(rcPrefix, prefixEnd(rcPrefix), func(k, v []byte) (bool, error) {
+		if len(k) != len(rcPrefix)+len(Hash{}) {
+			return true, nil
+		}
+		rc, err := decodeRC(v)
+		if err != nil || rc.count == 0 {
+			return true, nil // counted at zero: already queued for its deletion time
+		}
+		var h Hash
+		copy(h[:], k[len(rcPrefix):])
+		pending = append(pending, h)
+		return len(pending) < 1024 || ctx.Err() != nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	// ScanLocal stops at 1024 to flush outside its callback (fn must not
+	// call the DB): continue from the last key.
+	for len(pending) >= 1024 && scanErr == nil && ctx.Err() == nil {
+		last := pending[len(pending)-1]
+		if err := flush(); err != nil {
+			return err
+		}
+		scanErr = r.m.db.ScanLocal(append(rcKey(last), 0), prefixEnd(rcPrefix), func(k, v []byte) (bool, error) {
+			rc, err := decodeRC(v)
+			if len(k) != len(rcPrefix)+len(Hash{}) || err != nil || rc.count == 0 {
+				return true, nil
+			}
+			var h Hash
+			copy(h[:], k[len(rcPrefix):])
+			pending = append(pending, h)
+			return len(pending) < 1024, nil
+		})
+	}
+	if scanErr != nil {
+		return scanErr
+	}
+	return flush()
+}
+
+// ---- errors ----
+
+// BlockError is a block whose resync failed: `grange block list-errors`.
+type BlockError struct {
+	Hash     Hash      `json:"hash"`
+	Failures int       `json:"failures"`
+	LastTry  time.Time `json:"lastTry"`
+	NextTry  time.Time `json:"nextTry"`
+	Message  string    `json:"message"`
+}
+
+func errKey(h Hash) []byte { return append(append([]byte(nil), errPrefix...), h[:]...) }
+
+func encodeBlockError(e BlockError) []byte {
+	v := binary.BigEndian.AppendUint32(nil, uint32(e.Failures))
+	v = binary.BigEndian.AppendUint64(v, uint64(e.LastTry.UnixNano()))
+	v = binary.BigEndian.AppendUint64(v, uint64(e.NextTry.UnixNano()))
+	return append(v, e.Message...)
+}
+
+func decodeBlockError(h Hash, v []byte) (BlockError, error) {
+	if len(v) < 20 {
+		return BlockError{}, fmt.Errorf("blocks: error record of %d bytes: %w", len(v), ErrCorrupt)
+	}
+	return BlockError{
+		Hash:     h,
+		Failures: int(binary.BigEndian.Uint32(v)),
+		LastTry:  time.Unix(0, int64(binary.BigEndian.Uint64(v[4:]))),
+		NextTry:  time.Unix(0, int64(binary.BigEndian.Uint64(v[12:]))),
+		Message:  string(v[20:]),
+	}, nil
+}
+
+// recordError notes a failed resync of h and returns when to retry:
+// 10 s, doubling with each failure, at most ResyncRetryMax.
+func (r *resyncer) recordError(h Hash, cause error) time.Time {
+	m := r.m
+	r.failed.Add(1)
+	r.lastErr.Store(cause.Error())
+	now := m.now()
+	var next time.Time
+	err := m.db.Update(func(b *k2v.Batch) error {
+		e := BlockError{Hash: h}
+		if v, err := b.GetLocal(errKey(h)); err == nil && v != nil {
+			if old, err := decodeBlockError(h, v); err == nil {
+				e = old
+			}
+		}
+		e.Failures++
+		e.LastTry = now
+		backoff := 10 * time.Second << min(e.Failures-1, 20)
+		e.NextTry = now.Add(min(backoff, m.cfg.ResyncRetryMax))
+		e.Message = cause.Error()
+		next = e.NextTry
+		return b.SetLocal(errKey(h), encodeBlockError(e))
+	})
+	if err != nil {
+		m.log.Error("recording a block resync error failed", "block", h, "err", err)
+		next = now.Add(time.Minute)
+	}
+	m.log.Warn("block resync failed; will retry", "block", h, "retry_at", next, "err", cause)
+	return next
+}
+
+// clearError forgets h's resync error, if any.
+func (r *resyncer) clearError(h Hash) {
+	v, err := r.m.db.GetLocal(errKey(h))
+	if err != nil || v == nil {
+		return
+	}
+	if err := r.m.db.Update(func(b *k2v.Batch) error { return b.DeleteLocal(errKey(h)) }); err != nil {
+		r.m.log.Error("clearing a block resync error failed", "block", h, "err", err)
+	}
+}
+
+// Errors lists the blocks whose resync failed, most failures first is
+// left to the caller: in hash order.
+func (m *Manager) Errors() ([]BlockError, error) {
+	var out []BlockError
+	err := m.db.ScanLocal(errPrefix, prefixEnd(errPrefix), func(k, v []byte) (bool, error) {
+		if len(k) != len(errPrefix)+len(Hash{}) {
+			return true, nil
+		}
+		var h Hash
+		copy(h[:], k[len(errPrefix):])
+		e, err := decodeBlockError(h, v)
+		if err != nil {
+			return true, nil
+		}
+		out = append(out, e)
+		return true, nil
+	})
+	return out, err
+}
+
+// RepairBlocks queues every block this node holds or counts for resync:
+// `grange repair blocks`.
+func (m *Manager) RepairBlocks() { m.resync.repairAll() }
+
+// queueLen counts the entries of the resync queue.
+func (m *Manager) queueLen() (int64, error) {
+	var n int64
+	err := m.db.ScanLocal(queuePrefix, prefixEnd(queuePrefix), func(_, _ []byte) (bool, error) {
+		n++
+		return true, nil
+	})
+	return n, err
+}
+
+// prefixEnd returns the smallest key after every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

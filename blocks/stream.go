@@ -1,0 +1,256 @@
+package blocks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// BlockInfo describes one block of a stream.
+type BlockInfo struct {
+	Hash Hash
+	Size int64 // raw bytes
+}
+
+// WriteStream cuts r into blocks of BlockSize bytes and stores each one
+// with PutBlock. Several blocks are hashed, compressed and sent at once;
+// each holds RAM budget (block_ram_buffer_max) from the moment it is read
+// until it is stored, so memory does not grow with the stream's length,
+// and streams wait for one another rather than exceed the budget.
+//
+// onBlock, if not nil, is called for each block in stream order once the
+// block is on a write quorum, from one goroutine; an error from it stops
+// the stream. The caller records the block there (and its reference, in
+// the same batch as the entry that uses it): a stored block nobody
+// references is collected after GCDelay. WriteStream returns the number of
+// bytes read, and the first error of reading, storing or onBlock.
+func (m *Manager) WriteStream(ctx context.Context, r io.Reader, onBlock func(i int, b BlockInfo) error) (int64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	type result struct {
+		info BlockInfo
+		err  error
+	}
+	n := inFlight()
+	jobs := make(chan chan result, n)
+	collected := make(chan error, 1)
+	go func() {
+		var first error
+		i := 0
+		for done := range jobs {
+			res := <-done
+			if first == nil {
+				first = res.err
+				if first == nil && onBlock != nil {
+					first = onBlock(i, res.info)
+				}
+				if first != nil {
+					cancel(first)
+				}
+			}
+			i++
+		}
+		collected <- first
+	}()
+
+	size := m.bufSize()
+	bs := m.cfg.BlockSize
+	var total int64
+	var readErr error
+	for {
+		if err := m.acquire(ctx, size); err != nil {
+			readErr = context.Cause(ctx)
+			break
+		}
+		buf := getBuf(size)
+		raw := (*buf)[:bs]
+		k, err := io.ReadFull(r, raw)
+		if k == 0 {
+			putBuf(buf)
+			m.release(size)
+			if err != io.EOF {
+				readErr = err
+			}
+			break
+		}
+		raw = raw[:k]
+		total += int64(k)
+		done := make(chan result, 1)
+		jobs <- done // at most n blocks wait for the collector
+		go func() {
+			h := Sum(raw)
+			// body = hash ‖ stored form, built in place after the raw bytes
+			body := append((*buf)[bs:bs], h[:]...)
+			body = m.codec.Encode(body, raw)
+			perr := m.putBlock(ctx, h, body, func() {
+				putBuf(buf)
+				m.release(size)
+			})
+			if perr == nil {
+				m.stats.bytesWritten.Add(int64(len(raw)))
+			}
+			done <- result{BlockInfo{Hash: h, Size: int64(len(raw))}, perr}
+		}()
+		if err == io.ErrUnexpectedEOF {
+			break // a short block ends the stream
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	close(jobs)
+	err := <-collected
+	if readErr != nil && err == nil {
+		err = fmt.Errorf("blocks: reading the stream: %w", readErr)
+	}
+	return total, err
+}
+
+// NewReader returns a reader of the bytes [offset, offset+length) of the
+// stream made of blocks (length < 0: to its end). Only the blocks that
+// hold the range are fetched; the next ones are fetched ahead (up to
+// four, within the RAM budget) while the caller reads. Close releases
+// what was fetched ahead.
+func (m *Manager) NewReader(ctx context.Context, blocks []BlockInfo, offset, length int64) (io.ReadCloser, error) {
+	var total int64
+	for _, b := range blocks {
+		total += b.Size
+	}
+	if offset < 0 || offset > total {
+		return nil, fmt.Errorf("blocks: offset %d outside a stream of %d bytes", offset, total)
+	}
+	if length < 0 || offset+length > total {
+		length = total - offset
+	}
+	// skip the blocks before offset
+	first := 0
+	for first < len(blocks) && offset >= blocks[first].Size {
+		offset -= blocks[first].Size
+		first++
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	sr := &streamReader{m: m, ctx: ctx, cancel: cancel, skip: offset, left: length, queue: make(chan *fetch, 4)}
+	go sr.fetchAll(ctx, blocks[first:], offset+length)
+	return sr, nil
+}
+
+// fetch is one block read ahead.
+type fetch struct {
+	done chan struct{}
+	buf  *[]byte
+	size int // budget held
+	data []byte
+	err  error
+}
+
+type streamReader struct {
+	m      *Manager
+	ctx    context.Context
+	cancel context.CancelFunc
+	queue  chan *fetch
+	cur    *fetch
+	skip   int64 // bytes to skip in the next block
+	left   int64 // bytes still to return
+	err    error
+	closed bool
+}
+
+// fetchAll starts the fetches of blocks in order, as many at once as the
+// queue holds, until end bytes are covered.
+func (sr *streamReader) fetchAll(ctx context.Context, blocks []BlockInfo, end int64) {
+	defer close(sr.queue)
+	for _, b := range blocks {
+		if end <= 0 {
+			return
+		}
+		end -= b.Size
+		f := &fetch{done: make(chan struct{}), size: int(b.Size) + sr.m.cfg.BlockSize + HeaderLen}
+		if err := sr.m.acquire(ctx, f.size); err != nil {
+			return
+		}
+		select {
+		case sr.queue <- f:
+		case <-ctx.Done():
+			sr.m.release(f.size)
+			return
+		}
+		go func() {
+			defer close(f.done)
+			f.buf = getBuf(sr.m.bufSize())
+			data, err := sr.m.GetBlock(ctx, *f.buf, b.Hash)
+			if err == nil && int64(len(data)) != b.Size {
+				err = fmt.Errorf("blocks: block %s has %d bytes, the stream expects %d: %w", b.Hash, len(data), b.Size, ErrCorrupt)
+			}
+			if err == nil {
+				sr.m.stats.bytesRead.Add(int64(len(data)))
+			}
+			f.data, f.err = data, err
+		}()
+	}
+}
+
+func (sr *streamReader) Read(p []byte) (int, error) {
+	if sr.err != nil {
+		return 0, sr.err
+	}
+	if sr.left == 0 {
+		sr.err = io.EOF
+		return 0, io.EOF
+	}
+	for sr.cur == nil || len(sr.cur.data) == 0 {
+		sr.drop()
+		f, ok := <-sr.queue
+		if !ok {
+			// the fetcher stopped early: its context ended
+			sr.err = sr.ctx.Err()
+			if sr.err == nil {
+				sr.err = io.ErrUnexpectedEOF
+			}
+			return 0, sr.err
+		}
+		<-f.done
+		sr.cur = f
+		if f.err != nil {
+			sr.err = f.err
+			return 0, f.err
+		}
+		f.data = f.data[min(sr.skip, int64(len(f.data))):]
+		sr.skip = 0
+	}
+	n := copy(p, sr.cur.data[:min(int64(len(sr.cur.data)), sr.left)])
+	sr.cur.data = sr.cur.data[n:]
+	sr.left -= int64(n)
+	return n, nil
+}
+
+// drop gives back the buffer of the current block.
+func (sr *streamReader) drop() {
+	if f := sr.cur; f != nil {
+		sr.cur = nil
+		if f.buf != nil {
+			putBuf(f.buf)
+		}
+		sr.m.release(f.size)
+	}
+}
+
+func (sr *streamReader) Close() error {
+	if sr.closed {
+		return nil
+	}
+	sr.closed = true
+	sr.cancel()
+	sr.drop()
+	for f := range sr.queue {
+		<-f.done
+		sr.cur = f
+		sr.drop()
+	}
+	if sr.err == nil {
+		sr.err = errors.New("blocks: stream reader closed")
+	}
+	return nil
+}
