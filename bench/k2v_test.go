@@ -15,6 +15,7 @@ func startNode(tb testing.TB) *node.Node {
 	tb.Helper()
 	n, err := node.New(node.Config{
 		MetadataDir:      tb.TempDir(),
+		DataDir:          tb.TempDir(),
 		SingleNode:       true,
 		K2VAddr:          "127.0.0.1:0",
 		DefaultAccessKey: "GKbench0000000000000000000",

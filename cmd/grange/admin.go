@@ -85,3 +85,20 @@ func (g *globals) call(method, op string, query url.Values, body, out any) error
 	defer cancel()
 	return c.Call(ctx, method, op, query, body, out)
 }
+
+// selfAnswer returns the answer of the one node asked with ?node=self,
+// or its error.
+func selfAnswer[T any](r *adminapi.MultiResponse[T]) (T, error) {
+	var zero T
+	for _, v := range r.Success {
+		return v, nil
+	}
+	for id, msg := range r.Error {
+		return zero, fmt.Errorf("node %s: %s", shortID(id), msg)
+	}
+	return zero, errors.New("the node gave no answer")
+}
+
+// selfNode is the query that addresses an operation Garage sends to
+// nodes (?node=) to the node the CLI talks to.
+func selfNode() url.Values { return url.Values{"node": {"self"}} }

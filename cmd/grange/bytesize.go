@@ -59,3 +59,18 @@ func formatBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f EB", v/1000)
 }
+
+// formatBinaryBytes writes a byte count set in binary units, like
+// block_size, exactly: 1048576 is "1 MiB", 4096 "4 KiB"; other counts as
+// formatBytes does.
+func formatBinaryBytes(n uint64) string {
+	for _, u := range []struct {
+		name string
+		size uint64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return formatBytes(n)
+}

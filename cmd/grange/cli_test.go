@@ -17,7 +17,7 @@ import (
 func startLocal(t *testing.T) (dir string, n *node.Node) {
 	t.Helper()
 	dir = t.TempDir()
-	n, err := node.New(node.Config{MetadataDir: filepath.Join(dir, "meta"), SingleNode: true, K2VAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0"})
+	n, err := node.New(node.Config{MetadataDir: filepath.Join(dir, "meta"), DataDir: filepath.Join(dir, "data"), SingleNode: true, K2VAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

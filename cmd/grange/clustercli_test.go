@@ -16,7 +16,7 @@ import (
 // API as `grange server -c FILE` would serve it (RPC off: one node).
 func TestCLILayout(t *testing.T) {
 	dir := t.TempDir()
-	n, err := node.New(node.Config{MetadataDir: filepath.Join(dir, "meta"), AdminAddr: "127.0.0.1:0"})
+	n, err := node.New(node.Config{MetadataDir: filepath.Join(dir, "meta"), DataDir: filepath.Join(dir, "data"), AdminAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,26 +14,33 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/grangeio/grange/blocks"
 )
 
 // Config is the TOML configuration file: the keys of Garage's garage.toml
 // that apply to grange. Unknown keys are errors. Every key can also be set
 // by the environment variable in its env tag, which wins over the file.
+// A nil pointer is a key not given: withDefaults fills it.
 type Config struct {
-	MetadataDir       string    `toml:"metadata_dir" env:"GRANGE_METADATA_DIR"`
-	DataDir           DataDirs  `toml:"data_dir" env:"GRANGE_DATA_DIR"`
-	MetadataFsync     *bool     `toml:"metadata_fsync" env:"GRANGE_METADATA_FSYNC"`
-	ReplicationFactor int       `toml:"replication_factor" env:"GRANGE_REPLICATION_FACTOR"`
-	ConsistencyMode   string    `toml:"consistency_mode" env:"GRANGE_CONSISTENCY_MODE"`
-	RPCBindAddr       string    `toml:"rpc_bind_addr" env:"GRANGE_RPC_BIND_ADDR"`
-	RPCPublicAddr     string    `toml:"rpc_public_addr" env:"GRANGE_RPC_PUBLIC_ADDR"`
-	RPCSecret         string    `toml:"rpc_secret" env:"GRANGE_RPC_SECRET"`
-	RPCSecretFile     string    `toml:"rpc_secret_file" env:"GRANGE_RPC_SECRET_FILE"`
-	BootstrapPeers    []string  `toml:"bootstrap_peers" env:"GRANGE_BOOTSTRAP_PEERS"`
-	S3API             S3API     `toml:"s3_api"`
-	K2VAPI            K2VAPI    `toml:"k2v_api"`
-	S3Web             S3Web     `toml:"s3_web"`
-	Admin             AdminConf `toml:"admin"`
+	MetadataDir       string            `toml:"metadata_dir" env:"GRANGE_METADATA_DIR"`
+	DataDir           DataDirs          `toml:"data_dir" env:"GRANGE_DATA_DIR"`
+	MetadataFsync     *bool             `toml:"metadata_fsync" env:"GRANGE_METADATA_FSYNC"`
+	DataFsync         *bool             `toml:"data_fsync" env:"GRANGE_DATA_FSYNC"`
+	BlockSize         *ByteSize         `toml:"block_size" env:"GRANGE_BLOCK_SIZE"`
+	CompressionLevel  *CompressionLevel `toml:"compression_level" env:"GRANGE_COMPRESSION_LEVEL"`
+	BlockRAMBufferMax *ByteSize         `toml:"block_ram_buffer_max" env:"GRANGE_BLOCK_RAM_BUFFER_MAX"`
+	ReplicationFactor int               `toml:"replication_factor" env:"GRANGE_REPLICATION_FACTOR"`
+	ConsistencyMode   string            `toml:"consistency_mode" env:"GRANGE_CONSISTENCY_MODE"`
+	RPCBindAddr       string            `toml:"rpc_bind_addr" env:"GRANGE_RPC_BIND_ADDR"`
+	RPCPublicAddr     string            `toml:"rpc_public_addr" env:"GRANGE_RPC_PUBLIC_ADDR"`
+	RPCSecret         string            `toml:"rpc_secret" env:"GRANGE_RPC_SECRET"`
+	RPCSecretFile     string            `toml:"rpc_secret_file" env:"GRANGE_RPC_SECRET_FILE"`
+	BootstrapPeers    []string          `toml:"bootstrap_peers" env:"GRANGE_BOOTSTRAP_PEERS"`
+	S3API             S3API             `toml:"s3_api"`
+	K2VAPI            K2VAPI            `toml:"k2v_api"`
+	S3Web             S3Web             `toml:"s3_web"`
+	Admin             AdminConf         `toml:"admin"`
 
 	// clockOffset is GRANGE_CLOCK_OFFSET, a testing knob read apart from
 	// the file (see cluster/clock): set by nodeConfig.
@@ -92,12 +100,25 @@ func (d *DataDirs) UnmarshalTOML(v any) error {
 			}
 			var dd DataDir
 			for k, val := range m {
-				s, _ := val.(string)
 				switch k {
 				case "path":
+					s, ok := val.(string)
+					if !ok {
+						return fmt.Errorf("data_dir: path must be a string, got %T", val)
+					}
 					dd.Path = s
 				case "capacity":
-					dd.Capacity = s
+					switch c := val.(type) {
+					case string:
+						dd.Capacity = c
+					case int64: // bytes
+						if c < 0 {
+							return fmt.Errorf("data_dir: capacity %d is negative", c)
+						}
+						dd.Capacity = strconv.FormatInt(c, 10)
+					default:
+						return fmt.Errorf("data_dir: capacity must be a size like \"2T\" or \"500GiB\", got %T", val)
+					}
 				case "read_only":
 					b, ok := val.(bool)
 					if !ok {
@@ -116,6 +137,144 @@ func (d *DataDirs) UnmarshalTOML(v any) error {
 		return nil
 	}
 	return fmt.Errorf("data_dir: expected a path or a list of {path, capacity}, got %T", v)
+}
+
+// dataDirs returns data_dir as the block store's directories with their
+// capacities parsed, checked as Garage checks them: with several
+// directories, every writable one needs a capacity (its share of the
+// blocks is proportional to it); a read_only directory, being retired,
+// takes none; at least one directory is writable.
+func (c *Config) dataDirs() ([]blocks.Dir, error) {
+	out := make([]blocks.Dir, 0, len(c.DataDir))
+	seen := make(map[string]bool)
+	writable := 0
+	for _, d := range c.DataDir {
+		if d.Path == "" {
+			return nil, errors.New("config: data_dir: empty path")
+		}
+		clean := filepath.Clean(d.Path)
+		if seen[clean] {
+			return nil, fmt.Errorf("config: data_dir %s is listed twice", d.Path)
+		}
+		seen[clean] = true
+		dir := blocks.Dir{Path: d.Path, ReadOnly: d.ReadOnly}
+		switch {
+		case d.ReadOnly && d.Capacity != "":
+			return nil, fmt.Errorf("config: data_dir %s is read_only: it takes no capacity (no block is written there any more; remove capacity or read_only)", d.Path)
+		case d.ReadOnly:
+		case d.Capacity != "":
+			n, err := parseCapacity(d.Capacity)
+			if err != nil {
+				return nil, fmt.Errorf("config: data_dir %s: %w", d.Path, err)
+			}
+			if n == 0 || n > math.MaxInt64 {
+				return nil, fmt.Errorf("config: data_dir %s: capacity %q: want more than 0 bytes and less than 8 EiB", d.Path, d.Capacity)
+			}
+			dir.Capacity = int64(n)
+			writable++
+		case len(c.DataDir) > 1:
+			return nil, fmt.Errorf("config: data_dir %s has no capacity: with several data directories, each writable one needs one (capacity = \"2T\"; its share of the blocks is proportional to it), or read_only = true", d.Path)
+		default:
+			writable++
+		}
+		out = append(out, dir)
+	}
+	if writable == 0 {
+		return nil, errors.New("config: data_dir: every directory is read_only: at least one must take new blocks")
+	}
+	return out, nil
+}
+
+// Block store settings (Garage's keys; the defaults are Garage's).
+const (
+	minBlockSize             = 4 << 10
+	defaultCompressionLevel  = 1
+	maxCompressionLevel      = 19
+	defaultBlockRAMBufferMax = 256 << 20
+)
+
+// ByteSize is a byte count in the configuration: a TOML integer (bytes)
+// or a string with a unit ("1M", "1MiB", "256 MiB"; parseCapacity).
+type ByteSize uint64
+
+// UnmarshalTOML accepts an integer or a size string.
+func (b *ByteSize) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("size %d is negative", v)
+		}
+		*b = ByteSize(v)
+		return nil
+	case string:
+		n, err := parseCapacity(v)
+		if err != nil {
+			return err
+		}
+		*b = ByteSize(n)
+		return nil
+	}
+	return fmt.Errorf("expected a size in bytes or a string like \"1MiB\", got %T", v)
+}
+
+// CompressionLevel is compression_level: a zstd level, or "none"
+// (compressionNone) to store blocks uncompressed.
+type CompressionLevel int
+
+// compressionNone is "none": blocks.Config takes a negative level for it.
+const compressionNone CompressionLevel = -1
+
+// UnmarshalTOML accepts an integer or "none".
+func (l *CompressionLevel) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 1 || v > maxCompressionLevel {
+			return fmt.Errorf("compression level %d: want 1 (fastest) to %d (smallest), or \"none\"", v, maxCompressionLevel)
+		}
+		*l = CompressionLevel(v)
+		return nil
+	case string:
+		n, err := parseCompressionLevel(v)
+		if err != nil {
+			return err
+		}
+		*l = n
+		return nil
+	}
+	return fmt.Errorf("compression level: expected an integer or \"none\", got %T", v)
+}
+
+// parseCompressionLevel reads "none" or a level from 1 to 19 (the
+// environment variable, or a string in the file).
+func parseCompressionLevel(s string) (CompressionLevel, error) {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "none") {
+		return compressionNone, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxCompressionLevel {
+		return 0, fmt.Errorf("compression level %q: want 1 (fastest) to %d (smallest), or \"none\"", s, maxCompressionLevel)
+	}
+	return CompressionLevel(n), nil
+}
+
+// String is the level or "none".
+func (l CompressionLevel) String() string {
+	if l < 0 {
+		return "none"
+	}
+	return strconv.Itoa(int(l))
+}
+
+// validateBlocks checks the block store settings that are set.
+func (c *Config) validateBlocks() error {
+	if b := c.BlockSize; b != nil && (*b < minBlockSize || *b > blocks.MaxBlockSize) {
+		return fmt.Errorf("config: block_size %d: want 4 KiB to %d MiB (%d to %d bytes)", *b, blocks.MaxBlockSize>>20, minBlockSize, blocks.MaxBlockSize)
+	}
+	if b := c.BlockRAMBufferMax; b != nil && (*b == 0 || *b > math.MaxInt64) {
+		return fmt.Errorf("config: block_ram_buffer_max %d: want a positive size, like \"256MiB\"", *b)
+	}
+	return nil
 }
 
 // loadConfig reads a configuration file and applies the environment.
@@ -176,6 +335,19 @@ func applyEnv(v reflect.Value, lookup func(string) (string, bool)) error {
 			*p = strings.FieldsFunc(val, func(r rune) bool { return r == ',' || r == ' ' })
 		case *DataDirs:
 			*p = DataDirs{{Path: val}}
+		case **ByteSize:
+			n, err := parseCapacity(val)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			b := ByteSize(n)
+			*p = &b
+		case **CompressionLevel:
+			l, err := parseCompressionLevel(val)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			*p = &l
 		default:
 			return fmt.Errorf("%s: unsupported field type %s", name, f.Type)
 		}
@@ -189,6 +361,12 @@ func (c *Config) validate() error {
 	}
 	if len(c.DataDir) == 0 {
 		return errors.New("config: data_dir is required")
+	}
+	if _, err := c.dataDirs(); err != nil {
+		return err
+	}
+	if err := c.validateBlocks(); err != nil {
+		return err
 	}
 	if c.ReplicationFactor < 0 {
 		return fmt.Errorf("config: replication_factor = %d", c.ReplicationFactor)
@@ -307,5 +485,23 @@ func (c *Config) withDefaults() {
 	if c.MetadataFsync == nil {
 		t := true
 		c.MetadataFsync = &t
+	}
+	if c.DataFsync == nil {
+		// Garage's default is false; grange acknowledges a block once it
+		// is on disk, as it does metadata.
+		t := true
+		c.DataFsync = &t
+	}
+	if c.BlockSize == nil {
+		b := ByteSize(blocks.DefaultBlockSize)
+		c.BlockSize = &b
+	}
+	if c.CompressionLevel == nil {
+		l := CompressionLevel(defaultCompressionLevel)
+		c.CompressionLevel = &l
+	}
+	if c.BlockRAMBufferMax == nil {
+		b := ByteSize(defaultBlockRAMBufferMax)
+		c.BlockRAMBufferMax = &b
 	}
 }

@@ -59,7 +59,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.adminAddr, "admin-addr", os.Getenv("GRANGE_ADMIN_ADDR"), "admin API address of the node to manage (env GRANGE_ADMIN_ADDR)")
 	pf.StringVar(&g.adminToken, "admin-token", "", "admin API token (env GRANGE_ADMIN_TOKEN)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("GRANGE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env GRANGE_LOG_LEVEL)")
-	root.AddCommand(newServerCommand(g), newStatusCommand(g), newNodeCommand(g), newLayoutCommand(g), newKeyCommand(g), newBucketCommand(g), newRepairCommand(g), newBenchCommand(g))
+	root.AddCommand(newServerCommand(g), newStatusCommand(g), newNodeCommand(g), newLayoutCommand(g), newKeyCommand(g), newBucketCommand(g), newRepairCommand(g), newBlockCommand(g), newWorkerCommand(g), newBenchCommand(g))
 	return root
 }
 

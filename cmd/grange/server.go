@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/grangeio/grange/blocks"
 	"github.com/grangeio/grange/cluster/clock"
 	"github.com/grangeio/grange/cmd/grange/node"
 )
@@ -64,6 +65,10 @@ func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
 		c.K2VAPI.APIBindAddr = orDefault(c.K2VAPI.APIBindAddr, ":3904")
 		c.Admin.APIBindAddr = orDefault(c.Admin.APIBindAddr, "127.0.0.1:3903")
 		singleNode = true
+		// the environment may have set anything a file sets
+		if err := c.validate(); err != nil {
+			return node.Config{}, nil, err
+		}
 	} else {
 		var err error
 		if c, err = loadConfig(g.configFile); err != nil {
@@ -86,14 +91,24 @@ func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
 		return node.Config{}, nil, err
 	}
 	c.clockOffset = offset
+	dirs, err := c.dataDirs()
+	if err != nil {
+		return node.Config{}, nil, err
+	}
 	nc := node.Config{
-		Version:           version,
-		RPCSecret:         secret,
-		RPCBindAddr:       c.RPCBindAddr,
-		RPCPublicAddr:     c.RPCPublicAddr,
-		BootstrapPeers:    c.BootstrapPeers,
-		MetadataDir:       c.MetadataDir,
-		DataDir:           c.DataDir[0].Path,
+		Version:        version,
+		RPCSecret:      secret,
+		RPCBindAddr:    c.RPCBindAddr,
+		RPCPublicAddr:  c.RPCPublicAddr,
+		BootstrapPeers: c.BootstrapPeers,
+		MetadataDir:    c.MetadataDir,
+		DataDirs:       dirs,
+		NoDataFsync:    !*c.DataFsync,
+		Blocks: blocks.Config{
+			BlockSize:        int(*c.BlockSize),
+			CompressionLevel: int(*c.CompressionLevel),
+			RAMBufferMax:     int64(*c.BlockRAMBufferMax),
+		},
 		NoMetadataFsync:   !*c.MetadataFsync,
 		ReplicationFactor: c.ReplicationFactor,
 		ConsistencyMode:   c.ConsistencyMode,
@@ -200,6 +215,7 @@ func printBanner(w io.Writer, n *node.Node, c *Config, g *globals) {
 	}
 	fmt.Fprintln(w, "  S3 API and web endpoint: not available in this version")
 	fmt.Fprintf(w, "  metadata   %s\n", c.MetadataDir)
+	printDataDirs(w, c)
 	if c.clockOffset != 0 {
 		fmt.Fprintf(w, "  clock      offset %s (%s): for tests only; SigV4 dates are checked against this clock\n", c.clockOffset, clock.EnvOffset)
 	}
@@ -219,6 +235,35 @@ Create a bucket and let the key use it:
   %s bucket allow --read --write --owner my-bucket --key %s
 `, cr.AccessKeyID, cr.SecretAccessKey, cli, cli, cr.AccessKeyID)
 	}
+}
+
+// printDataDirs writes the data directories and how blocks are stored
+// there, for the banner.
+func printDataDirs(w io.Writer, c *Config) {
+	dirs, _ := c.dataDirs() // checked by nodeConfig
+	for i, d := range dirs {
+		label := "data"
+		if i > 0 {
+			label = ""
+		}
+		var note string
+		switch {
+		case d.ReadOnly:
+			note = "  (read-only: being emptied, no new blocks)"
+		case d.Capacity > 0:
+			note = fmt.Sprintf("  (capacity %s)", formatBytes(uint64(d.Capacity)))
+		}
+		fmt.Fprintf(w, "  %-10s %s%s\n", label, d.Path, note)
+	}
+	fsync := "on"
+	if !*c.DataFsync {
+		fsync = "off (data_fsync = false: a crash may lose recent blocks)"
+	}
+	comp := "zstd level " + c.CompressionLevel.String()
+	if *c.CompressionLevel == compressionNone {
+		comp = "no compression"
+	}
+	fmt.Fprintf(w, "  blocks     %s each, %s, fsync %s\n", formatBinaryBytes(uint64(*c.BlockSize)), comp, fsync)
 }
 
 // reachable turns a listen address into one a local client can use.

@@ -2,4 +2,4 @@
 
 package node
 
-func capacityOf(dirs ...string) uint64 { return defaultCapacity }
+func freeSpace(dirs []string) uint64 { return defaultCapacity }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/grangeio/grange/blocks"
 	"github.com/grangeio/grange/cluster"
 	"github.com/grangeio/grange/cluster/layout"
 	"github.com/grangeio/grange/cmd/grange/internal/adminapi"
@@ -33,8 +34,18 @@ import (
 type Config struct {
 	// MetadataDir holds the node key, the layout and the pebble database.
 	MetadataDir string
-	// DataDir will hold data blocks (S3 objects); created, not yet used.
+	// DataDir holds data blocks (S3 objects) when DataDirs is empty; ""
+	// means MetadataDir/data.
 	DataDir string
+	// DataDirs are the data directories with their capacities (data_dir
+	// as a list); nil means DataDir alone.
+	DataDirs []blocks.Dir
+	// NoDataFsync writes blocks without fsync (data_fsync = false).
+	NoDataFsync bool
+	// Blocks tunes the block store (block_size, compression_level,
+	// block_ram_buffer_max…); its cluster, database, store, clock and
+	// logger are set by New.
+	Blocks blocks.Config
 	// FS replaces the file system of the pebble database (tests use
 	// vfs.NewMem()); nil means the operating system's.
 	FS k2v.FS
@@ -109,6 +120,8 @@ type Node struct {
 	cluster *cluster.Cluster
 	db      *k2v.DB
 	rep     *k2v.Replicator
+	store   *blocks.Store
+	blocks  *blocks.Manager
 	items   *k2v.Items
 	catalog *k2v.Catalog
 
@@ -161,6 +174,15 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if len(cfg.DataDirs) == 0 && cfg.DataDir == "" {
+		cfg.DataDir = filepath.Join(cfg.MetadataDir, "data")
+	}
+	if len(cfg.DataDirs) == 0 {
+		cfg.DataDirs = []blocks.Dir{{Path: cfg.DataDir}}
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = cfg.DataDirs[0].Path
 	}
 	n = &Node{cfg: cfg, log: cfg.Logger}
 	if n.log == nil {
@@ -219,6 +241,21 @@ func New(cfg Config) (n *Node, err error) {
 	rc.Cluster, rc.DB, rc.Consistency = n.cluster, n.db, mode
 	rc.Logger = n.log.With("component", "tables")
 	n.rep = k2v.NewReplicator(rc)
+	n.store, err = blocks.OpenStore(blocks.StoreConfig{
+		Dirs:       cfg.DataDirs,
+		Fsync:      !cfg.NoDataFsync,
+		LayoutFile: filepath.Join(cfg.MetadataDir, "data_layout.json"),
+		Logger:     n.log.With("component", "block_store"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	bc := cfg.Blocks
+	bc.Cluster, bc.DB, bc.Replicator, bc.Store = n.cluster, n.db, n.rep, n.store
+	bc.Now, bc.Logger = cfg.Now, n.log.With("component", "blocks")
+	if n.blocks, err = blocks.New(bc); err != nil {
+		return nil, err
+	}
 	n.items, err = k2v.NewItems(n.db, k2v.ItemsConfig{
 		Replicator:    n.rep,
 		Node:          n.key.ID(),
@@ -253,7 +290,7 @@ func (n *Node) initLayout() error {
 	if n.cfg.ReplicationFactor != 1 {
 		return fmt.Errorf("node: a single-node cluster needs replication_factor = 1, not %d", n.cfg.ReplicationFactor)
 	}
-	l := layout.SingleNode(n.key.ID(), layout.Role{Zone: n.cfg.Zone, CapacityBytes: capacityOf(n.cfg.DataDir, n.cfg.MetadataDir)})
+	l := layout.SingleNode(n.key.ID(), layout.Role{Zone: n.cfg.Zone, CapacityBytes: dataCapacity(n.cfg.DataDirs)})
 	if err := cluster.SaveHistory(n.cfg.MetadataDir, layout.HistoryFrom(l)); err != nil {
 		return err
 	}
@@ -354,6 +391,7 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.rep.Start()
+	n.blocks.Start()
 	n.items.Start()
 	n.k2vAPI = k2vhttp.New(k2vhttp.Config{
 		Region:       n.cfg.Region,
@@ -377,6 +415,7 @@ func (n *Node) Start() error {
 			Catalog: n.catalog,
 			Cluster: n.cluster,
 			Repair:  n.rep,
+			Blocks:  n.blocks,
 			Version: n.cfg.Version,
 			Now:     n.cfg.Now,
 			Logger:  n.log.With("component", "admin_api"),
@@ -432,6 +471,7 @@ func (n *Node) Close(ctx context.Context) error {
 		err = n.stopServers(ctx)
 		// items publish their last counters through the replicator
 		err = errors.Join(err, n.items.Close())
+		n.blocks.Close()
 		n.rep.Close()
 		err = errors.Join(err, n.cluster.Close(), n.db.Close())
 	})
@@ -459,6 +499,9 @@ func (n *Node) AdminToken() string { return n.adminToken }
 
 // Replicator returns the node's table replication (anti-entropy, queues).
 func (n *Node) Replicator() *k2v.Replicator { return n.rep }
+
+// Blocks returns the node's block store.
+func (n *Node) Blocks() *blocks.Manager { return n.blocks }
 
 // Items returns the node's K2V item store.
 func (n *Node) Items() *k2v.Items { return n.items }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ func startNode(t *testing.T, dir string) *Node {
 	}
 	n, err := New(Config{
 		MetadataDir:      dir,
+		DataDir:          filepath.Join(dir, "data"),
 		SingleNode:       true,
 		K2VAddr:          "127.0.0.1:0",
 		AdminAddr:        "127.0.0.1:0",
@@ -237,7 +239,7 @@ func TestRestart(t *testing.T) {
 	n2.Close(ctx)
 
 	// a different secret for the provisioned key is refused, not applied
-	_, err = New(Config{MetadataDir: dir, SingleNode: true, DefaultAccessKey: testKey, DefaultSecretKey: strings.Repeat("1", 64)})
+	_, err = New(Config{MetadataDir: dir, DataDir: filepath.Join(dir, "data"), SingleNode: true, DefaultAccessKey: testKey, DefaultSecretKey: strings.Repeat("1", 64)})
 	if err == nil || !strings.Contains(err.Error(), "another secret") {
 		t.Errorf("changed default secret: %v", err)
 	}
@@ -245,7 +247,7 @@ func TestRestart(t *testing.T) {
 
 func TestFirstStartCreatesKey(t *testing.T) {
 	dir := t.TempDir()
-	n, err := New(Config{MetadataDir: dir, SingleNode: true, K2VAddr: "127.0.0.1:0"})
+	n, err := New(Config{MetadataDir: dir, DataDir: filepath.Join(dir, "data"), SingleNode: true, K2VAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +255,7 @@ func TestFirstStartCreatesKey(t *testing.T) {
 		t.Fatalf("FirstStart = %+v", n.FirstStart)
 	}
 	n.Close(context.Background())
-	n, err = New(Config{MetadataDir: dir, SingleNode: true})
+	n, err = New(Config{MetadataDir: dir, DataDir: filepath.Join(dir, "data"), SingleNode: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ func startClusterB(t testing.TB, n int) []*Node {
 	for i := range n {
 		cfg := Config{
 			MetadataDir:       t.TempDir(),
+			DataDir:           t.TempDir(),
+			NoDataFsync:       true,
 			ReplicationFactor: n,
 			RPCSecret:         secret,
 			RPCBindAddr:       "127.0.0.1:0",

@@ -135,8 +135,10 @@ func testRoundTrips(t *testing.T, intra time.Duration) {
 		host := mn.Host()
 		cfg := Config{
 			MetadataDir:       t.TempDir(),
+			DataDir:           t.TempDir(),
 			FS:                k2v.NewMemFS(),
 			NoMetadataFsync:   true,
+			NoDataFsync:       true,
 			ReplicationFactor: 3,
 			RPCSecret:         [32]byte{1},
 			RPCBindAddr:       "127.0.0.1:0",

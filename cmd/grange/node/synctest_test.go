@@ -28,6 +28,7 @@ func TestNodesInBubble(t *testing.T) {
 			}
 			n, err := New(Config{
 				MetadataDir:       t.TempDir(),
+				DataDir:           t.TempDir(),
 				FS:                k2v.NewMemFS(),
 				ReplicationFactor: 3,
 				RPCSecret:         [32]byte{1},

@@ -227,28 +227,46 @@ func (s *Server) connect(peer string) error {
 	return s.cfg.Cluster.Connect(ctx, id, addr)
 }
 
-// getNodeInfo answers for this node only: grange does not forward admin
-// requests to other nodes.
 func (s *Server) getNodeInfo(rc *fasthttp.RequestCtx) (any, error) {
+	return forNode(s, rc, "GetNodeInfo", func() (LocalGetNodeInfoResponse, error) {
+		return LocalGetNodeInfoResponse{
+			NodeID:        s.cfg.Cluster.ID().String(),
+			GarageVersion: s.version(),
+			RustVersion:   runtime.Version(),
+			DBEngine:      "pebble",
+		}, nil
+	})
+}
+
+// forNode answers an operation addressed with ?node= for this node only:
+// grange does not forward admin requests to other nodes. An error of fn
+// is this node's entry in the error map, as Garage reports a node that
+// failed; an apiError (a bad request) is returned as such.
+func forNode[T any](s *Server, rc *fasthttp.RequestCtx, op string, fn func() (T, error)) (*MultiResponse[T], error) {
 	node := string(rc.QueryArgs().Peek("node"))
 	if node == "" {
 		return nil, badRequest("query parameter node is required: self, * or a node ID")
 	}
-	self := s.cfg.Cluster.ID()
-	out := &GetNodeInfoResponse{Success: map[string]LocalGetNodeInfoResponse{}, Error: map[string]string{}}
+	self := s.cfg.Cluster.ID().String()
+	out := &MultiResponse[T]{Success: map[string]T{}, Error: map[string]string{}}
 	switch node {
-	case "self", "*", self.String():
-		out.Success[self.String()] = LocalGetNodeInfoResponse{
-			NodeID:        self.String(),
-			GarageVersion: s.version(),
-			RustVersion:   runtime.Version(),
-			DBEngine:      "pebble",
+	case "self", "*", self:
+		v, err := fn()
+		var ae *apiError
+		switch {
+		case errors.As(err, &ae):
+			return nil, err
+		case err != nil:
+			s.log.Error("admin request failed", "op", op, "err", err)
+			out.Error[self] = err.Error()
+		default:
+			out.Success[self] = v
 		}
 	default:
 		if _, err := layout.ParseNodeID(node); err != nil {
 			return nil, badRequest("query parameter node: want self, * or a full node ID")
 		}
-		out.Error[node] = "grange answers GetNodeInfo for the node it runs on only: ask that node's admin API"
+		out.Error[node] = fmt.Sprintf("grange answers %s for the node it runs on only: ask that node's admin API", op)
 	}
 	return out, nil
 }

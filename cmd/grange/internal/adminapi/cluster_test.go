@@ -20,8 +20,9 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // startServer serves the admin API of a cluster of one node without RPC,
-// which is enough for every layout operation.
-func startServer(t *testing.T, rf int) (*Client, *cluster.Cluster) {
+// which is enough for every layout operation; opts adjust the server's
+// configuration.
+func startServer(t *testing.T, rf int, opts ...func(*Config)) (*Client, *cluster.Cluster) {
 	t.Helper()
 	key, err := cluster.NodeKeyFromBytes(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
@@ -35,7 +36,11 @@ func startServer(t *testing.T, rf int) (*Client, *cluster.Cluster) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	srv, err := NewServer(Config{Token: "secret-token", Cluster: c, Version: "v-test"})
+	cfg := Config{Token: "secret-token", Cluster: c, Version: "v-test"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,8 +238,6 @@ func TestLayoutNotEnoughNodes(t *testing.T) {
 		t.Errorf("apply: %v, want 400 InvalidRequest %q", err, pv.Error)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func TestRoleChangeJSON(t *testing.T) {
 	for _, tt := range []struct {

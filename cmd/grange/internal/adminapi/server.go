@@ -31,9 +31,12 @@ type Config struct {
 	Catalog *k2v.Catalog
 	// Cluster is the node's view of the cluster: peers, layout history.
 	Cluster *cluster.Cluster
-	// Repair runs anti-entropy on demand; nil disables the repair
-	// operations.
+	// Repair runs anti-entropy on demand; nil disables the table repair
+	// and the table sync worker.
 	Repair Repairer
+	// Blocks is the node's block store; nil disables the block
+	// operations (ListBlockErrors, the blocks and scrub repairs).
+	Blocks Blocks
 	// Version is reported as the node's software version; "" means the
 	// main module version of the build information.
 	Version string
@@ -127,6 +130,9 @@ var operations = map[string]op{
 	"GetNodeInfo":                 {"GET", (*Server).getNodeInfo},
 	"LaunchRepairOperation":       {"POST", (*Server).launchRepairOperation},
 	"GetTableSyncStatus":          {"GET", (*Server).getTableSyncStatus},
+	"GetNodeStatistics":           {"GET", (*Server).getNodeStatistics},
+	"ListWorkers":                 {"POST", (*Server).listWorkers},
+	"ListBlockErrors":             {"GET", (*Server).listBlockErrors},
 	"GetClusterLayout":            {"GET", (*Server).getClusterLayout},
 	"UpdateClusterLayout":         {"POST", (*Server).updateClusterLayout},
 	"PreviewClusterLayoutChanges": {"POST", (*Server).previewClusterLayoutChanges},

@@ -212,13 +212,18 @@ type ConnectNodeResponse struct {
 	Error   *string `json:"error"`
 }
 
-// GetNodeInfoResponse is the response of GetNodeInfo: the answers of the
-// nodes asked (grange answers for itself only: ?node=self or its own ID),
-// keyed by node ID, and the errors of the others.
-type GetNodeInfoResponse struct {
-	Success map[string]LocalGetNodeInfoResponse `json:"success"`
-	Error   map[string]string                   `json:"error"`
+// MultiResponse is the response of the operations Garage addresses to
+// nodes with ?node= (self, * or a node ID): the answers of the nodes
+// asked, keyed by node ID, and the errors of the others. grange answers
+// for the node that serves the request only; another node ID gets an
+// error entry saying to ask that node.
+type MultiResponse[T any] struct {
+	Success map[string]T      `json:"success"`
+	Error   map[string]string `json:"error"`
 }
+
+// GetNodeInfoResponse is the response of GetNodeInfo.
+type GetNodeInfoResponse = MultiResponse[LocalGetNodeInfoResponse]
 
 // LocalGetNodeInfoResponse describes the software of one node. Garage's
 // field names are kept: garageVersion holds grange's version and

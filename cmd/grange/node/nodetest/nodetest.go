@@ -225,7 +225,9 @@ func (c *Cluster) start(i int) {
 	}
 	cfg := node.Config{
 		MetadataDir:       m.dir,
+		DataDir:           filepath.Join(m.dir, "data"),
 		NoMetadataFsync:   true,
+		NoDataFsync:       true,
 		ReplicationFactor: c.opts.RF,
 		RPCSecret:         c.secret,
 		RPCBindAddr:       m.rpcAddr,
