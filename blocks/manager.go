@@ -168,10 +168,37 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Start launches the resync, garbage collection and scrub workers.
+// Start launches the resync, garbage collection and scrub workers, and a
+// rebalance of the data directories when their list changed.
 func (m *Manager) Start() {
 	m.wg.Go(func() { m.resync.run(m.ctx) })
 	m.wg.Go(func() { m.scrub.run(m.ctx) })
+	if m.store.NeedsRebalance() {
+		m.wg.Go(m.rebalance)
+	}
+}
+
+// rebalance moves blocks to their primary data directory, retrying after
+// a failure.
+func (m *Manager) rebalance() {
+	for delay := time.Second; m.ctx.Err() == nil; delay = min(2*delay, 10*time.Minute) {
+		start := time.Now()
+		moved, err := m.store.Rebalance(m.ctx)
+		if err == nil {
+			m.log.Info("data directories rebalanced", "moved", moved, "dur", time.Since(start))
+			return
+		}
+		if m.ctx.Err() != nil {
+			return
+		}
+		m.log.Error("rebalancing the data directories failed; will retry", "moved", moved, "retry_in", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-m.ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // Close stops the workers and waits for them. The store stays open: its

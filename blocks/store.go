@@ -767,6 +767,21 @@ func unhex(c byte) int {
 	return int(c-'a') + 10
 }
 
+// NeedsRebalance reports whether some blocks may sit outside their
+// primary directory: the directories changed since the last Rebalance,
+// or a read-only directory is configured.
+func (s *Store) NeedsRebalance() bool {
+	if s.layout.Load().hasSecondaries() {
+		return true
+	}
+	for _, d := range s.dirs {
+		if d.ReadOnly {
+			return true
+		}
+	}
+	return false
+}
+
 // Rebalance moves every block that is not in its primary directory there
 // (blocks of partitions that moved when the directories changed, and
 // every block of read-only directories): copy to a temporary file in the

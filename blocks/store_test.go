@@ -354,6 +354,10 @@ func TestStoreAddDirAndRebalance(t *testing.T) {
 		fresh = append(fresh, blk)
 	}
 	checkAllInPrimary(t, s, fresh)
+	if !s.NeedsRebalance() {
+		t.Fatal("NeedsRebalance false after adding a directory")
+	}
+	rawBefore := s.Stats().RawBytes
 
 	moved, err := s.Rebalance(t.Context())
 	if err != nil {
@@ -368,10 +372,24 @@ func TestStoreAddDirAndRebalance(t *testing.T) {
 	for _, blk := range all {
 		mustGet(t, s, blk)
 	}
-	if s.layout.Load().hasSecondaries() {
+	if s.layout.Load().hasSecondaries() || s.NeedsRebalance() {
 		t.Fatalf("secondaries kept after a complete rebalance")
 	}
 	st := s.Stats()
+	if st.RawBytes != rawBefore || st.RawBytes == 0 {
+		t.Fatalf("raw bytes %d after rebalance, %d before", st.RawBytes, rawBefore)
+	}
+	var raw int64
+	for _, blk := range all {
+		hd, _, err := DecodeHeader(blk.stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw += int64(hd.RawLen)
+	}
+	if st.RawBytes != raw {
+		t.Fatalf("Stats counts %d raw bytes, the blocks hold %d", st.RawBytes, raw)
+	}
 	if st.Blocks != 1000 {
 		t.Fatalf("Stats after rebalance: %d blocks, want 1000", st.Blocks)
 	}
@@ -653,7 +671,7 @@ func TestStoreStats(t *testing.T) {
 		}
 	}
 	s = openStore(t, cfg)
-	if got := s.Stats(); !equalCounts(got, st) {
+	if got := s.Stats(); !equalCounts(got, st) || got.RawBytes != st.RawBytes || st.RawBytes == 0 {
 		t.Fatalf("Stats after reopen %+v, before %+v", got, st)
 	}
 	for _, blk := range blocks[30:] {

@@ -314,3 +314,50 @@ func TestBlocksDiskFull(t *testing.T) {
 	}
 	t.Logf("error with two full disks: %v", err)
 }
+
+// TestBlocksLayoutChange adds a node and removes one: the new node gets
+// every block of its partitions, the removed one hands its blocks over
+// and deletes them, and reads work through every node throughout.
+func TestBlocksLayoutChange(t *testing.T) {
+	c := startBlocks(t, 3, 0)
+	type object struct {
+		data  []byte
+		infos []blocks.BlockInfo
+	}
+	var objs []object
+	for k := range 6 {
+		data := randomBytes(4*testBlockSize + k)
+		objs = append(objs, object{data, writeObject(t, c.Node(k%3), data, fmt.Sprint("obj", k))})
+	}
+	added := c.AddNode("dc1")
+	c.Remove(0)
+	v := c.Apply()
+	for _, o := range objs[:2] { // while the new version syncs
+		if got := readObject(t, c.Node(added), o.infos, 0, -1); !bytes.Equal(got, o.data) {
+			t.Fatal("read through the new node during the change differs")
+		}
+	}
+	c.WaitSynced(v)
+	c.Eventually("blocks on the nodes of the new layout only", func() error {
+		for k, o := range objs {
+			for _, b := range o.infos {
+				for _, i := range []int{1, 2, added} {
+					if err := c.Node(i).Blocks().CheckLocal(b.Hash); err != nil {
+						return fmt.Errorf("object %d: node %d: %v", k, i, err)
+					}
+				}
+			}
+		}
+		if n := c.Node(0).Blocks().Store().Stats().Blocks; n != 0 {
+			return fmt.Errorf("the removed node still holds %d blocks", n)
+		}
+		return nil
+	})
+	for _, i := range []int{1, 2, added} {
+		for _, o := range objs {
+			if got := readObject(t, c.Node(i), o.infos, 0, -1); !bytes.Equal(got, o.data) {
+				t.Fatalf("node %d: read after the change differs", i)
+			}
+		}
+	}
+}
