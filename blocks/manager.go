@@ -164,7 +164,7 @@ func New(cfg Config) (*Manager, error) {
 	m.c.Handle(epPut, cluster.HandlerFunc(m.servePut))
 	m.c.Handle(epGet, cluster.HandlerFunc(m.serveGet))
 	m.c.Handle(epNeed, cluster.HandlerFunc(m.serveNeed))
-	m.c.OnLayoutChange(func(*layout.History) { m.resync.layoutChanged() })
+	m.c.OnLayoutChange(m.resync.layoutChanged)
 	return m, nil
 }
 

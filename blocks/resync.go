@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grangeio/grange/cluster"
+	"github.com/grangeio/grange/cluster/layout"
 	"github.com/grangeio/grange/k2v"
 )
 
@@ -49,9 +50,15 @@ type resyncer struct {
 	mu        sync.Mutex
 	started   time.Time
 	busySince time.Time
+	versions  [2]uint64 // oldest and newest active layout versions last scanned for
 }
 
-const resyncBatch = 64
+const (
+	resyncBatch = 64
+	// resyncParallel is how many blocks are looked at at once: a block
+	// to fetch costs a round trip and an fsync, which overlap.
+	resyncParallel = 4
+)
 
 func newResyncer(m *Manager) *resyncer {
 	return &resyncer{m: m, wake: make(chan struct{}, 1), started: m.now()}
@@ -86,14 +93,25 @@ func (r *resyncer) poke() {
 	}
 }
 
-// layoutChanged asks for a full scan: partitions moved.
-func (r *resyncer) layoutChanged() {
-	r.full.Store(true)
-	r.poke()
+// layoutChanged asks for a full scan when the active layout versions
+// changed: partitions moved, or an old placement retired. (Tracker
+// updates alone change nothing for blocks.)
+func (r *resyncer) layoutChanged(h *layout.History) {
+	v := [2]uint64{h.Versions[0].Version, h.Current().Version}
+	r.mu.Lock()
+	same := r.versions == v
+	r.versions = v
+	r.mu.Unlock()
+	if !same {
+		r.repairAll()
+	}
 }
 
 // repairAll asks for a full scan (`grange repair blocks`).
-func (r *resyncer) repairAll() { r.layoutChanged() }
+func (r *resyncer) repairAll() {
+	r.full.Store(true)
+	r.poke()
+}
 
 func (r *resyncer) run(ctx context.Context) {
 	r.full.Store(true) // blocks written while this node was down
@@ -162,34 +180,45 @@ func (r *resyncer) step(ctx context.Context) (time.Time, error) {
 	r.mu.Lock()
 	r.busySince = now
 	r.mu.Unlock()
-	for _, it := range due {
-		if ctx.Err() != nil {
-			return time.Time{}, ctx.Err()
+	retries := make([]time.Time, len(due))
+	sem := make(chan struct{}, resyncParallel)
+	var wg sync.WaitGroup
+	seen := make(map[Hash]bool, len(due))
+	for i, it := range due {
+		if it.h.IsZero() || seen[it.h] {
+			continue // malformed, or queued twice: looked at once
 		}
-		var retry time.Time
-		if !it.h.IsZero() {
-			var perr error
-			retry, perr = r.process(ctx, it.h)
-			if perr != nil {
-				if ctx.Err() != nil {
-					return time.Time{}, ctx.Err()
-				}
-				retry = r.recordError(it.h, perr)
+		seen[it.h] = true
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			retry, err := r.process(ctx, it.h)
+			if err != nil && ctx.Err() == nil {
+				retry = r.recordError(it.h, err)
 			}
+			retries[i] = retry
 			r.done.Add(1)
-		}
-		err := r.m.db.Update(func(b *k2v.Batch) error {
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return time.Time{}, ctx.Err() // the entries stay queued
+	}
+	err = r.m.db.Update(func(b *k2v.Batch) error {
+		for i, it := range due {
 			if err := b.DeleteLocal(it.key); err != nil {
 				return err
 			}
-			if !retry.IsZero() {
-				return b.SetLocal(queueKey(retry, it.h), nil)
+			if !retries[i].IsZero() {
+				if err := b.SetLocal(queueKey(retries[i], it.h), nil); err != nil {
+					return err
+				}
 			}
-			return nil
-		})
-		if err != nil {
-			return time.Time{}, err
 		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, err
 	}
 	r.mu.Lock()
 	r.busySince = time.Time{}
