@@ -160,6 +160,15 @@ func (e rcEntry) encode() []byte {
 	return binary.BigEndian.AppendUint64(v, uint64(e.deletableAt.UnixNano()))
 }
 
+// rcIn reads h's local reference count in batch b.
+func rcIn(b *k2v.Batch, h Hash) (rcEntry, error) {
+	v, err := b.GetLocal(rcKey(h))
+	if err != nil {
+		return rcEntry{}, err
+	}
+	return decodeRC(v)
+}
+
 // refCount reads h's local reference count.
 func (m *Manager) refCount(h Hash) (rcEntry, error) {
 	v, err := m.db.GetLocal(rcKey(h))
@@ -173,11 +182,7 @@ func (m *Manager) refCount(h Hash) (rcEntry, error) {
 // when the count leaves or reaches zero: a newly referenced block may
 // have to be fetched, an unreferenced one deleted after GCDelay.
 func (m *Manager) addRef(b *k2v.Batch, h Hash, delta int64) error {
-	v, err := b.GetLocal(rcKey(h))
-	if err != nil {
-		return err
-	}
-	rc, err := decodeRC(v)
+	rc, err := rcIn(b, h)
 	if err != nil {
 		return err
 	}
@@ -210,11 +215,7 @@ func (m *Manager) addRef(b *k2v.Batch, h Hash, delta int64) error {
 // a record that will collect it. Under h's stripe lock.
 func (m *Manager) notePut(h Hash) error {
 	return m.db.Update(func(b *k2v.Batch) error {
-		v, err := b.GetLocal(rcKey(h))
-		if err != nil {
-			return err
-		}
-		rc, err := decodeRC(v)
+		rc, err := rcIn(b, h)
 		if err != nil || rc.count > 0 {
 			return err
 		}
@@ -239,11 +240,7 @@ func (m *Manager) collect(h Hash) (deleted bool, retry time.Time, err error) {
 	defer mu.Unlock()
 	now := m.now()
 	err = m.db.Update(func(b *k2v.Batch) error {
-		v, err := b.GetLocal(rcKey(h))
-		if err != nil {
-			return err
-		}
-		rc, err := decodeRC(v)
+		rc, err := rcIn(b, h)
 		if err != nil {
 			return err
 		}

@@ -529,42 +529,7 @@ func syncDirEntries(root string) error {
 // deleted block that comes back after a power loss is garbage again, for
 // the collector to find.
 func (s *Store) Delete(h Hash) error {
-	mu := s.lock(h)
-	mu.Lock()
-	defer mu.Unlock()
-	var errs []error
-	for i := range s.dirs {
-		if err := s.removeLocked(i, h); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("blocks: delete %s: %w", h, err)
-	}
-	return nil
-}
-
-// removeLocked removes h's file in directory i, if any, and uncounts it.
-func (s *Store) removeLocked(i int, h Hash) error {
-	path := s.blockName(i, h, "")
-	st, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	raw := rawLenOf(path)
-	if err := os.Remove(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	s.dirs[i].blocks.Add(-1)
-	s.dirs[i].bytes.Add(-st.Size())
-	s.dirs[i].raw.Add(-raw)
-	return nil
+	return s.dropAll(h, "delete", os.Remove)
 }
 
 // Quarantine sets aside every copy of h, renaming it to <hash>.corrupted
@@ -573,22 +538,42 @@ func (s *Store) removeLocked(i int, h Hash) error {
 // found corrupt (ErrCorrupt), so that they are fetched again from another
 // node instead of being served. An absent block is not an error.
 func (s *Store) Quarantine(h Hash) error {
+	return s.dropAll(h, "quarantine", s.quarantineFile)
+}
+
+// quarantineFile renames a block file aside.
+func (s *Store) quarantineFile(path string) error {
+	if err := os.Rename(path, path+quarantineSuffix); err != nil {
+		return err
+	}
+	s.log.Warn("block quarantined", "path", path+quarantineSuffix)
+	return nil
+}
+
+// dropAll applies drop (which removes or renames a path) to h's file in
+// every directory, under h's lock.
+func (s *Store) dropAll(h Hash, what string, drop func(path string) error) error {
 	mu := s.lock(h)
 	mu.Lock()
 	defer mu.Unlock()
 	var errs []error
 	for i := range s.dirs {
-		if err := s.quarantineLocked(i, h); err != nil {
+		if err := s.dropLocked(i, h, drop); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("blocks: quarantine %s: %w", h, err)
+		return fmt.Errorf("blocks: %s %s: %w", what, h, err)
 	}
 	return nil
 }
 
-func (s *Store) quarantineLocked(i int, h Hash) error {
+// removeLocked removes h's file in directory i, if any, and uncounts it.
+func (s *Store) removeLocked(i int, h Hash) error { return s.dropLocked(i, h, os.Remove) }
+
+// dropLocked applies drop to h's file in directory i, if any, and
+// uncounts it. The caller holds h's lock.
+func (s *Store) dropLocked(i int, h Hash, drop func(path string) error) error {
 	path := s.blockName(i, h, "")
 	st, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -598,7 +583,7 @@ func (s *Store) quarantineLocked(i int, h Hash) error {
 		return err
 	}
 	raw := rawLenOf(path)
-	if err := os.Rename(path, path+quarantineSuffix); err != nil {
+	if err := drop(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -607,7 +592,6 @@ func (s *Store) quarantineLocked(i int, h Hash) error {
 	s.dirs[i].blocks.Add(-1)
 	s.dirs[i].bytes.Add(-st.Size())
 	s.dirs[i].raw.Add(-raw)
-	s.log.Warn("block quarantined", "hash", h, "path", path+quarantineSuffix)
 	return nil
 }
 
@@ -849,7 +833,7 @@ func (s *Store) move(from, to int, h Hash, buf *[]byte) (bool, error) {
 	}
 	if err != nil {
 		s.log.Warn("corrupt block found by rebalance", "hash", h, "dir", s.dirs[from].Path, "err", err)
-		return false, s.quarantineLocked(from, h)
+		return false, s.dropLocked(from, h, s.quarantineFile)
 	}
 	if err := s.writeBlock(to, h, b); err != nil {
 		return false, err
