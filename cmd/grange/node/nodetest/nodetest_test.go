@@ -225,8 +225,13 @@ func TestWorkloadLayoutChanges(t *testing.T) {
 	}
 	c := Start(t, Options{Nodes: 5, RF: 3})
 	w := &Workload{Workers: 8, Items: 256, Duration: 20 * time.Second, OpTimeout: 5 * time.Second}
+	// On a slow machine (the race detector, other load) four synced
+	// changes outlast 20 s: the workload then goes on until they are done.
+	changed := make(chan struct{})
+	w.Until = changed
 	start := time.Now()
 	runWorkload(t, c, w, func() {
+		defer close(changed)
 		time.Sleep(time.Second)
 		step := func(what string, change func()) {
 			change()
@@ -247,8 +252,6 @@ func TestWorkloadLayoutChanges(t *testing.T) {
 				c.SkipDeadNodes(v)
 			}()
 		})
-		if time.Since(start) > w.Duration {
-			t.Errorf("the layout changes outlasted the workload (%v)", time.Since(start))
-		}
+		t.Logf("layout changes done after %v (workload of at least %v)", time.Since(start).Round(time.Millisecond), w.Duration)
 	})
 }

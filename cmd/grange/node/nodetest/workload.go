@@ -23,6 +23,10 @@ type Workload struct {
 	// if set, bounds the run instead.
 	OpsPerWorker int
 	Duration     time.Duration
+	// Until, if not nil, keeps the workers going past Duration until it
+	// is closed (a test's faults or layout changes are then always
+	// applied under load, however slow the machine).
+	Until <-chan struct{}
 	// Partition is the partition key (default "nodetest").
 	Partition string
 	// Client returns the client and node index a worker uses for its n-th
@@ -65,6 +69,19 @@ func (w *Workload) defaults() {
 	}
 }
 
+// until reports whether Until is nil or closed.
+func (w *Workload) until() bool {
+	if w.Until == nil {
+		return true
+	}
+	select {
+	case <-w.Until:
+		return true
+	default:
+		return false
+	}
+}
+
 // Run runs the workers until they are done or ctx ends, recording into h.
 func (w *Workload) Run(ctx context.Context, h *History) {
 	w.defaults()
@@ -79,7 +96,7 @@ func (w *Workload) Run(ctx context.Context, h *History) {
 		wg.Go(func() {
 			seq := 0
 			for n := 0; ; n++ {
-				if ctx.Err() != nil || (w.OpsPerWorker > 0 && n >= w.OpsPerWorker) || (!deadline.IsZero() && time.Now().After(deadline)) {
+				if ctx.Err() != nil || (w.OpsPerWorker > 0 && n >= w.OpsPerWorker) || (!deadline.IsZero() && time.Now().After(deadline) && w.until()) {
 					return
 				}
 				c, node := w.Client(wk, n)
