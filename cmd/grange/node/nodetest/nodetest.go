@@ -399,7 +399,7 @@ func (c *Cluster) anyLive() *node.Node {
 }
 
 // Timeout bounds every wait of the harness.
-const Timeout = 20 * time.Second
+const Timeout = 60 * time.Second
 
 // WaitLayout waits until every live node has layout version v or newer.
 func (c *Cluster) WaitLayout(v uint64) {
