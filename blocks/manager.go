@@ -2,7 +2,6 @@ package blocks
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -310,10 +309,7 @@ func (m *Manager) putBlock(ctx context.Context, h Hash, body []byte, release fun
 			if to == self {
 				return m.storeLocal(h, body[len(h):])
 			}
-			ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-			defer cancel()
-			_, err := m.c.Call(ctx, to, &cluster.Request{Endpoint: epPut, Priority: cluster.PrioNormal, Body: body})
-			return err
+			return m.putRemote(ctx, to, body, cluster.PrioNormal)
 		},
 		func(to cluster.NodeID, err error) {
 			// A replica that missed the write fetches the block through
@@ -347,8 +343,15 @@ func (m *Manager) storeLocal(h Hash, stored []byte) error {
 	if _, err := m.store.Put(h, stored); err != nil {
 		return err
 	}
-	m.resync.clearError(h)
 	return nil
+}
+
+// putRemote sends body (hash ‖ stored form) to node id's block/put.
+func (m *Manager) putRemote(ctx context.Context, id cluster.NodeID, body []byte, prio cluster.Priority) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+	defer cancel()
+	_, err := m.c.Call(ctx, id, &cluster.Request{Endpoint: epPut, Priority: prio, Body: body})
+	return err
 }
 
 func (m *Manager) stripe(h Hash) *sync.Mutex { return &m.stripes[h[31]] }
@@ -455,13 +458,24 @@ func (m *Manager) corrupt(h Hash, cause error) {
 }
 
 func (m *Manager) getRemote(ctx context.Context, dst []byte, id cluster.NodeID, h Hash) ([]byte, error) {
+	_, raw, err := m.fetchRemote(ctx, dst, id, h, cluster.PrioInteractive)
+	return raw, err
+}
+
+// fetchRemote gets node id's copy of h and checks it: its stored form,
+// and its raw bytes appended to dst.
+func (m *Manager) fetchRemote(ctx context.Context, dst []byte, id cluster.NodeID, h Hash, prio cluster.Priority) (stored, raw []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()
-	resp, err := m.c.Call(ctx, id, &cluster.Request{Endpoint: epGet, Priority: cluster.PrioInteractive, Body: h[:]})
+	resp, err := m.c.Call(ctx, id, &cluster.Request{Endpoint: epGet, Priority: prio, Body: h[:]})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return m.decode(dst, h, resp.Body)
+	raw, err = m.decode(dst, h, resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp.Body, raw, nil
 }
 
 // serveGet sends this node's copy of a block as stored. The caller checks
@@ -587,5 +601,3 @@ func putBuf(b *[]byte) {
 // inFlight is how many blocks of one stream are hashed, compressed and
 // sent at once.
 func inFlight() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
-
-func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -193,7 +193,10 @@ func (r *resyncer) step(ctx context.Context) (time.Time, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			retry, err := r.process(ctx, it.h)
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err == nil:
+				r.clearError(it.h)
+			case ctx.Err() == nil:
 				retry = r.recordError(it.h, err)
 			}
 			retries[i] = retry
@@ -241,29 +244,16 @@ func (r *resyncer) process(ctx context.Context, h Hash) (time.Time, error) {
 	storage := m.isStorageNode(h)
 	switch {
 	case storage && rc.count > 0 && !has:
-		if err := r.fetch(ctx, h); err != nil {
-			return time.Time{}, err
-		}
-		r.clearError(h)
-		return time.Time{}, nil
+		return time.Time{}, r.fetch(ctx, h)
 	case has && !storage:
-		if err := r.handOver(ctx, h); err != nil {
-			return time.Time{}, err
-		}
-		r.clearError(h)
-		return time.Time{}, nil
+		return time.Time{}, r.handOver(ctx, h)
 	case rc.count == 0 && (has || rc.exists):
 		deleted, retry, err := m.collect(h)
-		if err != nil {
-			return time.Time{}, err
-		}
 		if deleted && has {
 			m.log.Debug("unreferenced block deleted", "block", h)
 		}
-		r.clearError(h)
-		return retry, nil
+		return retry, err
 	}
-	r.clearError(h)
 	return time.Time{}, nil
 }
 
@@ -275,7 +265,7 @@ func (r *resyncer) fetch(ctx context.Context, h Hash) error {
 		if id == m.c.ID() {
 			continue
 		}
-		stored, err := r.fetchFrom(ctx, id, h)
+		stored, _, err := m.fetchRemote(ctx, nil, id, h, cluster.PrioBackground)
 		if err != nil {
 			errs = append(errs, &cluster.NodeError{Node: id, Err: err})
 			continue
@@ -288,26 +278,11 @@ func (r *resyncer) fetch(ctx context.Context, h Hash) error {
 	return fmt.Errorf("no node gave a sound copy: %w", errors.Join(errs...))
 }
 
-// fetchFrom gets id's copy of h, checked.
-func (r *resyncer) fetchFrom(ctx context.Context, id cluster.NodeID, h Hash) ([]byte, error) {
-	m := r.m
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := m.c.Call(ctx, id, &cluster.Request{Endpoint: epGet, Priority: cluster.PrioBackground, Body: h[:]})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := m.decode(nil, h, resp.Body); err != nil {
-		return nil, err
-	}
-	return resp.Body, nil
-}
-
 // handOver gives h to the nodes that should hold it and lack it, then
 // deletes this node's copy once every one of them has it.
 func (r *resyncer) handOver(ctx context.Context, h Hash) error {
 	m := r.m
-	var stored []byte
+	var body []byte // h ‖ stored form, read at the first node that needs it
 	for _, id := range m.storageNodes(h) {
 		st, err := m.askNeed(ctx, id, h)
 		if err != nil {
@@ -316,16 +291,18 @@ func (r *resyncer) handOver(ctx context.Context, h Hash) error {
 		if st != statusNeed {
 			continue // it has it, or has no reference to it
 		}
-		if stored == nil {
-			if stored, err = m.store.Get(h); err != nil {
+		if body == nil {
+			stored, err := m.store.Get(h)
+			if err != nil {
 				return err
 			}
 			if _, err := m.decode(nil, h, stored); err != nil {
 				m.corrupt(h, err)
 				return err
 			}
+			body = append(append(make([]byte, 0, len(h)+len(stored)), h[:]...), stored...)
 		}
-		if err := r.putTo(ctx, id, h, stored); err != nil {
+		if err := m.putRemote(ctx, id, body, cluster.PrioBackground); err != nil {
 			return &cluster.NodeError{Node: id, Err: err}
 		}
 	}
@@ -336,16 +313,6 @@ func (r *resyncer) handOver(ctx context.Context, h Hash) error {
 		return nil
 	}
 	return m.store.Delete(h)
-}
-
-func (r *resyncer) putTo(ctx context.Context, id cluster.NodeID, h Hash, stored []byte) error {
-	m := r.m
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-	defer cancel()
-	body := make([]byte, 0, len(h)+len(stored))
-	body = append(append(body, h[:]...), stored...)
-	_, err := m.c.Call(ctx, id, &cluster.Request{Endpoint: epPut, Priority: cluster.PrioBackground, Body: body})
-	return err
 }
 
 // scanAll queues every block this node holds or counts.
@@ -381,43 +348,30 @@ func (r *resyncer) scanAll(ctx context.Context) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	var scanErr error
-	err = r.m.db.ScanLocal(rcPrefix, prefixEnd(rcPrefix), func(k, v []byte) (bool, error) {
-		if len(k) != len(rcPrefix)+len(Hash{}) {
-			return true, nil
-		}
-		rc, err := decodeRC(v)
-		if err != nil || rc.count == 0 {
-			return true, nil // counted at zero: already queued for its deletion time
-		}
-		var h Hash
-		copy(h[:], k[len(rcPrefix):])
-		pending = append(pending, h)
-		return len(pending) < 1024 || ctx.Err() != nil, nil
-	})
-	if err != nil {
-		return err
-	}
-	// ScanLocal stops at 1024 to flush outside its callback (fn must not
-	// call the DB): continue from the last key.
-	for len(pending) >= 1024 && scanErr == nil && ctx.Err() == nil {
-		last := pending[len(pending)-1]
-		if err := flush(); err != nil {
-			return err
-		}
-		scanErr = r.m.db.ScanLocal(append(rcKey(last), 0), prefixEnd(rcPrefix), func(k, v []byte) (bool, error) {
+	// Blocks counted here: ScanLocal's fn must not call the DB, so the
+	// scan stops at every 1024 blocks to queue them, and resumes.
+	from := rcPrefix
+	for ctx.Err() == nil {
+		err := r.m.db.ScanLocal(from, prefixEnd(rcPrefix), func(k, v []byte) (bool, error) {
 			rc, err := decodeRC(v)
 			if len(k) != len(rcPrefix)+len(Hash{}) || err != nil || rc.count == 0 {
-				return true, nil
+				return true, nil // counted at zero: already queued for its deletion time
 			}
 			var h Hash
 			copy(h[:], k[len(rcPrefix):])
 			pending = append(pending, h)
 			return len(pending) < 1024, nil
 		})
-	}
-	if scanErr != nil {
-		return scanErr
+		if err != nil {
+			return err
+		}
+		if len(pending) < 1024 {
+			break
+		}
+		from = append(rcKey(pending[len(pending)-1]), 0)
+		if err := flush(); err != nil {
+			return err
+		}
 	}
 	return flush()
 }

@@ -212,25 +212,17 @@ func (s *scrubber) pass(ctx context.Context) {
 // check reads h and verifies it; a corrupt copy is quarantined and
 // fetched again.
 func (s *scrubber) check(h Hash, buf []byte) error {
-	m := s.m
-	stored, err := m.store.Get(h)
-	if errors.Is(err, ErrNotFound) {
+	_, err := s.m.getLocal(buf[:0], h) // quarantines and queues a corrupt copy
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return nil // deleted meanwhile
+	case errors.Is(err, ErrCorrupt):
+		s.mu.Lock()
+		s.state.Corrupt++
+		s.mu.Unlock()
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	if _, err := m.decode(buf[:0], h, stored); err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			s.mu.Lock()
-			s.state.Corrupt++
-			s.mu.Unlock()
-			m.corrupt(h, err)
-			return nil
-		}
-		return err
-	}
-	return nil
+	return err
 }
 
 // rateMeter estimates a rate over the last minute.
