@@ -464,9 +464,10 @@ func (rt *Replicated[E]) sendGroup(ctx context.Context, sets [][]cluster.NodeID,
 // ---- reads ----
 
 // Get reads the entry under (partition, sort) from a read quorum of
-// replicas and merges the answers. Replicas whose copy differs from the
-// merge get it before Get returns (blocking read repair), so that a later
-// read never sees less. It returns nil when no replica has the entry.
+// replicas. When they disagree, the replicas that answered with less get
+// the merge before Get returns (blocking read repair, see settle), so
+// that a later read never sees less. It returns nil when no replica has
+// the entry.
 func (rt *Replicated[E]) Get(ctx context.Context, partition, sort []byte) (*E, error) {
 	if rt.placement == FullCopy {
 		return rt.t.Get(partition, sort)
@@ -500,74 +501,160 @@ func (rt *Replicated[E]) Get(ctx context.Context, partition, sort []byte) (*E, e
 	if err != nil {
 		return nil, fmt.Errorf("table %s: read: %w", rt.t.Name(), err)
 	}
-	// The common case: every replica asked holds the same bytes. Their
-	// merge is that entry (Merge is idempotent) and no replica is stale:
-	// one decode, no re-encoding, no comparison with it.
-	same := true
-	for _, r := range res[1:] {
-		if !bytes.Equal(r.Value, res[0].Value) || (r.Value == nil) != (res[0].Value == nil) {
-			same = false
-			break
-		}
+	copies := make([][]byte, len(res))
+	from := make([]cluster.NodeID, len(res))
+	for j, r := range res {
+		copies[j], from[j] = r.Value, r.From
 	}
-	if same {
-		if res[0].Value == nil {
-			return nil, nil
-		}
-		e, err := rt.t.schema.Decode(res[0].Value)
+	out, err := rt.settle(ctx, from, [][][]byte{copies})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// readRounds bounds the rounds of read repair of one read (see settle).
+const readRounds = 4
+
+// settle returns the entries a read quorum of replicas answered with:
+// copies[i][j] is nodes[j]'s encoded copy of entry i, nil when it has
+// none. An entry is returned only once every node of the quorum has been
+// seen holding it byte for byte. Merging copies read at different moments
+// is not enough: a copy read before a write reached its node, merged with
+// a copy read after another write whose node had not yet received the
+// first, yields a state that no replica ever held and that a later write
+// had already replaced (found by the porcupine check of the fault
+// workload). Agreement rules that out: a write that completed before a
+// write in the agreed state began is on a node of every read quorum, and
+// that node was read holding the agreed state after it began.
+//
+// So when copies differ, the merge goes to every node that answered
+// with something else (blocking read repair), each returns what it then
+// holds, and the comparison starts again. Common case: one round, nodes
+// that lacked a write take it and answer with the merge. Writes that keep
+// reaching the quorum between rounds could go on forever: after
+// readRounds rounds the merge is returned as it is.
+func (rt *Replicated[E]) settle(ctx context.Context, nodes []cluster.NodeID, copies [][][]byte) ([]*E, error) {
+	out := make([]*E, len(copies))
+	done := make([]bool, len(copies))
+	decode := func(v []byte, j int) (*E, error) {
+		e, err := rt.t.schema.Decode(v)
 		if err != nil {
-			return nil, fmt.Errorf("table %s: read from %s: %w", rt.t.Name(), res[0].From.Short(), err)
+			return nil, fmt.Errorf("table %s: read from %s: %w", rt.t.Name(), nodes[j].Short(), err)
 		}
 		return e, nil
 	}
-	var merged *E
-	for _, r := range res {
-		if r.Value == nil {
-			continue
+	for round := 1; ; round++ {
+		var fix [][]int // per node, the entries it answered differently
+		var encs [][]byte
+		for i, cs := range copies {
+			if done[i] {
+				continue
+			}
+			if agree(cs) {
+				done[i] = true
+				if cs[0] != nil {
+					e, err := decode(cs[0], 0)
+					if err != nil {
+						return nil, err
+					}
+					out[i] = e
+				}
+				continue
+			}
+			var merged *E
+			for j, c := range cs {
+				if c == nil {
+					continue
+				}
+				e, err := decode(c, j)
+				if err != nil {
+					return nil, err
+				}
+				if merged == nil {
+					merged = e
+				} else {
+					rt.t.schema.Merge(merged, e)
+				}
+			}
+			out[i] = merged
+			if encs == nil {
+				encs = make([][]byte, len(copies))
+				fix = make([][]int, len(nodes))
+			}
+			encs[i] = rt.t.schema.Encode(nil, merged)
+			for j, c := range cs {
+				if !bytes.Equal(c, encs[i]) {
+					fix[j] = append(fix[j], i)
+				}
+			}
 		}
-		e, err := rt.t.schema.Decode(r.Value)
-		if err != nil {
-			return nil, fmt.Errorf("table %s: read from %s: %w", rt.t.Name(), r.From.Short(), err)
+		if encs == nil {
+			return out, nil
 		}
-		if merged == nil {
-			merged = e
-		} else {
-			rt.t.schema.Merge(merged, e)
+		if round > readRounds {
+			rt.r.log.Debug("replicas kept changing during a read; returning the merge", "table", rt.t.Name(), "rounds", readRounds)
+			return out, nil
+		}
+		if err := rt.repair(ctx, nodes, fix, encs, copies); err != nil {
+			return nil, err
 		}
 	}
-	if merged == nil {
-		return nil, nil
-	}
-	enc := rt.t.schema.Encode(nil, merged)
-	var stale []cluster.NodeID
-	for _, r := range res {
-		if !bytes.Equal(r.Value, enc) {
-			stale = append(stale, r.From)
-		}
-	}
-	if err := rt.repair(ctx, stale, [][]byte{enc}); err != nil {
-		return nil, err
-	}
-	return merged, nil
 }
 
-// repair writes merged entries to the replicas that answered a read with
-// less, and waits for all of them.
-func (rt *Replicated[E]) repair(ctx context.Context, nodes []cluster.NodeID, values [][]byte) error {
-	if len(nodes) == 0 || len(values) == 0 {
-		return nil
+// agree reports whether copies of an entry are all the same bytes (or
+// all absent).
+func agree(copies [][]byte) bool {
+	for _, c := range copies[1:] {
+		if !bytes.Equal(c, copies[0]) || (c == nil) != (copies[0] == nil) {
+			return false
+		}
 	}
-	body := encodeValues(values)
-	_, err := cluster.CallQuorum(ctx, rt.r.c, nodes, cluster.QuorumOptions{SendAll: true},
-		func(ctx context.Context, to cluster.NodeID) (struct{}, error) {
-			if to == rt.r.c.ID() {
-				return struct{}{}, rt.t.MergeRaw(values)
+	return true
+}
+
+// repair sends nodes[j] the merged entries encs[i] for i in fix[j],
+// all nodes at once, and waits for all of them: each merges them and
+// answers with what it then holds, which replaces copies[i][j].
+func (rt *Replicated[E]) repair(ctx context.Context, nodes []cluster.NodeID, fix [][]int, encs [][]byte, copies [][][]byte) error {
+	var targets []cluster.NodeID
+	index := map[cluster.NodeID]int{}
+	for j, f := range fix {
+		if len(f) > 0 {
+			targets = append(targets, nodes[j])
+			index[nodes[j]] = j
+		}
+	}
+	res, err := cluster.CallQuorum(ctx, rt.r.c, targets, cluster.QuorumOptions{SendAll: true},
+		func(ctx context.Context, to cluster.NodeID) ([][]byte, error) {
+			f := fix[index[to]]
+			values := make([][]byte, len(f))
+			for k, i := range f {
+				values[k] = encs[i]
 			}
-			_, err := rt.r.c.Call(ctx, to, &cluster.Request{Endpoint: rt.ep + "merge", Priority: cluster.PrioInteractive, Body: body})
-			return struct{}{}, err
+			if to == rt.r.c.ID() {
+				return rt.mergeAndGet(values, nil)
+			}
+			ctx, cancel := context.WithTimeout(ctx, rt.r.cfg.RequestTimeout)
+			defer cancel()
+			resp, err := rt.r.c.Call(ctx, to, &cluster.Request{Endpoint: rt.ep + "repair", Priority: cluster.PrioInteractive, Body: encodeValues(values)})
+			if err != nil {
+				return nil, err
+			}
+			held, err := decodeOptionals(resp.Body)
+			if err == nil && len(held) != len(values) {
+				err = fmt.Errorf("%w: %d entries for %d", ErrCorrupt, len(held), len(values))
+			}
+			return held, err
 		})
 	if err != nil {
 		return fmt.Errorf("table %s: read repair: %w", rt.t.Name(), err)
+	}
+	for _, r := range res {
+		j := index[r.From]
+		for k, i := range fix[j] {
+			copies[i][j] = r.Value[k]
+		}
 	}
 	return nil
 }
@@ -587,7 +674,7 @@ const scanPageMax = 1000
 // Scan calls fn with the merged entries of one partition key in the range
 // o, in order, until fn returns false or an error: each page comes from a
 // read quorum of replicas, merged, with blocking read repair of the
-// replicas that answered with less.
+// replicas that answered with less (see settle).
 func (rt *Replicated[E]) Scan(ctx context.Context, partition []byte, o ScanOptions, fn func(sort []byte, e *E) (bool, error)) error {
 	if rt.placement == FullCopy {
 		return rt.t.Scan(partition, o, fn)
@@ -630,30 +717,25 @@ func (rt *Replicated[E]) Scan(ctx context.Context, partition []byte, o ScanOptio
 				more = true
 			}
 		}
-		type slot struct {
-			e    *E
-			have map[cluster.NodeID][]byte
+		// the copies of each entry of the page, by node
+		from := make([]cluster.NodeID, len(res))
+		for j, r := range res {
+			from[j] = r.From
 		}
-		merged := map[string]*slot{}
+		slots := map[string][][]byte{}
 		var order []string
-		for _, r := range res {
+		for j, r := range res {
 			for i, s := range r.Value.sorts {
 				if more && before(cut, s, o.Reverse) {
 					break
 				}
-				e, err := rt.t.schema.Decode(r.Value.values[i])
-				if err != nil {
-					return fmt.Errorf("table %s: range read from %s: %w", rt.t.Name(), r.From.Short(), err)
-				}
-				sl := merged[string(s)]
-				if sl == nil {
-					sl = &slot{e: e, have: map[cluster.NodeID][]byte{}}
-					merged[string(s)] = sl
+				cs := slots[string(s)]
+				if cs == nil {
+					cs = make([][]byte, len(res))
+					slots[string(s)] = cs
 					order = append(order, string(s))
-				} else {
-					rt.t.schema.Merge(sl.e, e)
 				}
-				sl.have[r.From] = r.Value.values[i]
+				cs[j] = r.Value.values[i]
 			}
 		}
 		slices.SortFunc(order, func(a, b string) int {
@@ -662,25 +744,19 @@ func (rt *Replicated[E]) Scan(ctx context.Context, partition []byte, o ScanOptio
 			}
 			return bytes.Compare([]byte(a), []byte(b))
 		})
-		// blocking read repair, per replica
-		fix := map[cluster.NodeID][][]byte{}
-		encs := make([][]byte, len(order))
+		copies := make([][][]byte, len(order))
 		for i, s := range order {
-			sl := merged[s]
-			encs[i] = rt.t.schema.Encode(nil, sl.e)
-			for _, r := range res {
-				if !bytes.Equal(sl.have[r.From], encs[i]) {
-					fix[r.From] = append(fix[r.From], encs[i])
-				}
-			}
+			copies[i] = slots[s]
 		}
-		for node, vals := range fix {
-			if err := rt.repair(ctx, []cluster.NodeID{node}, vals); err != nil {
-				return err
-			}
+		entries, err := rt.settle(ctx, from, copies)
+		if err != nil {
+			return err
 		}
-		for _, s := range order {
-			goOn, err := fn([]byte(s), merged[s].e)
+		for i, s := range order {
+			if entries[i] == nil {
+				continue // collected while the read repaired it
+			}
+			goOn, err := fn([]byte(s), entries[i])
 			if err != nil || !goOn {
 				return err
 			}

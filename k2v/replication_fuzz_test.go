@@ -16,6 +16,7 @@ func FuzzReplicationWire(f *testing.F) {
 	f.Add((&scanPage{sorts: [][]byte{[]byte("s")}, values: [][]byte{[]byte("v")}, more: true}).appendBinary(nil))
 	f.Add(encodeWrites(BucketID{1}, []Write{{Partition: "p", Sort: "s", Context: Clock{{1, 2}}, Value: Value{Data: []byte("v")}}}))
 	f.Add(encodeOptional([]byte("v")))
+	f.Add(encodeOptionals([][]byte{[]byte("v"), nil, {}}))
 	f.Add([]byte{7, 1, 2})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if v, err := decodeValues(b); err == nil {
@@ -54,6 +55,17 @@ func FuzzReplicationWire(f *testing.F) {
 		if v, err := decodeOptional(b); err == nil {
 			if again, err := decodeOptional(encodeOptional(v)); err != nil || !bytes.Equal(again, v) || (again == nil) != (v == nil) {
 				t.Fatalf("optional does not survive re-encoding: %v", err)
+			}
+		}
+		if v, err := decodeOptionals(b); err == nil {
+			again, err := decodeOptionals(encodeOptionals(v))
+			if err != nil || len(again) != len(v) {
+				t.Fatalf("optionals do not survive re-encoding: %v", err)
+			}
+			for i := range v {
+				if !bytes.Equal(again[i], v[i]) || (again[i] == nil) != (v[i] == nil) {
+					t.Fatalf("optional %d changed by re-encoding", i)
+				}
 			}
 		}
 		if _, prefix, err := decodeMerkleRequest(b); err == nil && len(prefix) > 2 {

@@ -12,6 +12,7 @@ import (
 //
 //	merge            values            → ()         merge entries
 //	get              store key         → optional   one entry
+//	repair           values            → optionals  merge, return what is held
 //	scan             scan request      → scan page  entries of a range
 //	merkle/roots     ()                 → 256 nodes  every partition's root
 //	merkle/node      partition ‖ prefix → node      a Merkle tree node
@@ -120,16 +121,18 @@ func (rt *Replicated[E]) registerHandlers() {
 		if err != nil {
 			return nil, err
 		}
-		keys := make([][]byte, len(values))
-		for i, v := range values {
-			e, err := rt.t.schema.Decode(v)
-			if err != nil {
-				return nil, err
-			}
-			pk, sk := rt.t.schema.Keys(e)
-			keys[i] = storeKey(Hash(pk), sk)
+		return rt.mergeAndHash(values, nil)
+	})
+	h("repair", func(_ context.Context, _ cluster.NodeID, body []byte) ([]byte, error) {
+		values, err := decodeValues(body)
+		if err != nil {
+			return nil, err
 		}
-		return rt.mergeAndHash(values, keys)
+		held, err := rt.mergeAndGet(values, nil)
+		if err != nil {
+			return nil, err
+		}
+		return encodeOptionals(held), nil
 	})
 	h("gc/delete", func(_ context.Context, _ cluster.NodeID, body []byte) ([]byte, error) {
 		r := &reader{b: body}
@@ -189,6 +192,28 @@ func encodeOptional(v []byte) []byte {
 		return []byte{0}
 	}
 	return appendBytes([]byte{1}, v)
+}
+
+func encodeOptionals(values [][]byte) []byte {
+	out := binary.AppendUvarint(nil, uint64(len(values)))
+	for _, v := range values {
+		out = appendBool(out, v != nil)
+		if v != nil {
+			out = appendBytes(out, v)
+		}
+	}
+	return out
+}
+
+func decodeOptionals(b []byte) ([][]byte, error) {
+	r := &reader{b: b}
+	out := make([][]byte, r.count(1))
+	for i := range out {
+		if r.bool() {
+			out[i] = r.bytes()
+		}
+	}
+	return out, r.done()
 }
 
 func decodeOptional(b []byte) ([]byte, error) {

@@ -622,10 +622,7 @@ func (rt *Replicated[E]) collectPartition(ctx context.Context, nodes []cluster.N
 // mergeAndHash merges values and returns the hashes of what is then
 // stored under keys (32 bytes each; zero for an absent entry).
 func (rt *Replicated[E]) mergeAndHash(values, keys [][]byte) ([]byte, error) {
-	if err := rt.t.MergeRaw(values); err != nil {
-		return nil, err
-	}
-	stored, err := rt.t.GetRaw(keys)
+	stored, err := rt.mergeAndGet(values, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -638,6 +635,28 @@ func (rt *Replicated[E]) mergeAndHash(values, keys [][]byte) ([]byte, error) {
 		out = append(out, h[:]...)
 	}
 	return out, nil
+}
+
+// mergeAndGet merges encoded entries into the local table and returns
+// what it then holds under each (nil: nothing, collected meanwhile).
+// keys are the entries' store keys; nil means to take them from the
+// entries.
+func (rt *Replicated[E]) mergeAndGet(values, keys [][]byte) ([][]byte, error) {
+	if keys == nil {
+		keys = make([][]byte, len(values))
+		for i, v := range values {
+			e, err := rt.t.schema.Decode(v)
+			if err != nil {
+				return nil, fmt.Errorf("table %s: entry %d: %w", rt.t.Name(), i, err)
+			}
+			pk, sk := rt.t.schema.Keys(e)
+			keys[i] = storeKey(Hash(pk), sk)
+		}
+	}
+	if err := rt.t.MergeRaw(values); err != nil {
+		return nil, err
+	}
+	return rt.t.GetRaw(keys)
 }
 
 func (r *Replicator) gcLoop() {
