@@ -63,6 +63,8 @@ type BlocksConfig struct {
 	// NoFsync turns data_fsync and metadata_fsync off; by default both
 	// are on, as in production.
 	NoFsync bool
+	// DirectIO turns data_direct_io on.
+	DirectIO bool
 	// NoVerify skips the benchmark's own check of what it reads: the
 	// SHA-256 of each object read, compared with that of the bytes
 	// written. That hashing runs during the read phase on the same CPUs
@@ -532,6 +534,7 @@ func startBlockNodes(ctx context.Context, cfg BlocksConfig) (_ *blockNodes, err 
 			MetadataDir:       dir,
 			DataDir:           filepath.Join(dir, "data"),
 			NoDataFsync:       cfg.NoFsync,
+			DataDirectIO:      cfg.DirectIO,
 			NoMetadataFsync:   cfg.NoFsync,
 			ReplicationFactor: cfg.Nodes,
 			RPCSecret:         secret,

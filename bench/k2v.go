@@ -1,7 +1,9 @@
 // Package bench holds grange's load generators. A workload is a Config and
 // a Run function; cmd/grange binds them to `grange bench` flags, and Go
 // benchmarks in this package run them against in-process nodes. They drive
-// nodes only through their public APIs (the SDK in clients/).
+// nodes only through their public APIs: the SDK in clients/ for the K2V
+// workloads, and for the block store (blocks.go), which no HTTP API
+// exposes yet, the block manager of in-process nodes (cmd/grange/node).
 package bench
 
 import (

@@ -14,7 +14,8 @@
 //     every reader can check it cheaply (DecodeHeader) before trusting it.
 //   - Store (store.go) keeps one file per block under one or more data
 //     directories, spread by capacity through a data layout (layout.go)
-//     that survives changes of the directory list.
+//     that survives changes of the directory list. With DirectIO, block
+//     files of 64 KiB or more bypass the page cache (direct.go).
 //
 // Invariants:
 //

@@ -145,7 +145,7 @@ func New(cfg Config) (*Manager, error) {
 	if level < 0 {
 		level = 0
 	}
-	codec, err := NewCodec(level)
+	codec, err := newBlockCodec(level, cfg.BlockSize)
 	if err != nil {
 		return nil, err
 	}
@@ -262,15 +262,21 @@ func (m *Manager) writeQuorum(n int) int {
 // PutBlock stores a block, given in stored form (Codec.Encode of data
 // whose Sum is h), on a write quorum of the nodes of its partition in
 // every active layout version, and on the others in the background. A
-// node that already has the block does not write it again.
+// node that already has the block does not write it again. A stored form
+// that does not decode (DecodeHeader) is refused with an error wrapping
+// ErrCorrupt.
 func (m *Manager) PutBlock(ctx context.Context, h Hash, stored []byte) error {
+	if _, _, err := DecodeHeader(stored); err != nil {
+		return fmt.Errorf("blocks: refusing to store %s: %w", h, err)
+	}
 	body := make([]byte, 0, len(h)+len(stored))
 	return m.putBlock(ctx, h, append(append(body, h[:]...), stored...), nil)
 }
 
-// putBlock is PutBlock with the RPC body built: h ‖ stored form. The
-// calls still running when the quorum is reached go on in the background
-// and read body; release, if not nil, is called once none does.
+// putBlock is PutBlock with the RPC body built: h ‖ stored form, a stored
+// form known to decode (made here by Encode, or checked). The calls still
+// running when the quorum is reached go on in the background and read
+// body; release, if not nil, is called once none does.
 func (m *Manager) putBlock(ctx context.Context, h Hash, body []byte, release func()) error {
 	hist, done := m.c.BeginWrite()
 	defer done()
@@ -307,7 +313,7 @@ func (m *Manager) putBlock(ctx context.Context, h Hash, body []byte, release fun
 		func(ctx context.Context, to cluster.NodeID) error {
 			defer unref()
 			if to == self {
-				return m.storeLocal(h, body[len(h):])
+				return m.storeSound(h, body[len(h):])
 			}
 			return m.putRemote(ctx, to, body, cluster.PrioNormal)
 		},
@@ -326,21 +332,48 @@ func (m *Manager) putBlock(ctx context.Context, h Hash, body []byte, release fun
 	return nil
 }
 
-// storeLocal stores a block on this node: it (re)starts the block's grace
-// period when nothing references it, then writes the file unless it is
-// already there, both under the block's stripe lock so that garbage
-// collection cannot delete the block in between.
+// storeLocal checks a stored form that came from elsewhere (another
+// node) with DecodeHeader and stores it on this node (storeSound).
 func (m *Manager) storeLocal(h Hash, stored []byte) error {
 	if _, _, err := DecodeHeader(stored); err != nil {
 		return fmt.Errorf("blocks: refusing to store %s: %w", h, err)
 	}
+	return m.storeSound(h, stored)
+}
+
+// storeSound stores a block whose stored form is known to decode on this
+// node: it (re)starts the block's grace period when nothing references
+// it, and writes the file unless it is already there, both under the
+// block's stripe lock so that garbage collection cannot delete the block
+// in between. The stored form is checked once per node that receives it,
+// not at every layer: a CRC pass over a block costs about a tenth of a
+// millisecond per MiB, and the write path made three of them.
+//
+// The grace period's record (notePut, a synced batch) commits while the
+// block's temporary file is written and synced, and the file is renamed
+// into place only once the record committed: no block file exists
+// without a record that will collect it, and a put waits for the slower
+// of the two syncs rather than for both in turn (with 1 MiB blocks on
+// the development VM, each took 5-10 ms under load).
+func (m *Manager) storeSound(h Hash, stored []byte) error {
 	mu := m.stripe(h)
 	mu.Lock()
 	defer mu.Unlock()
-	if err := m.notePut(h); err != nil {
-		return err
+	noted := make(chan error, 1)
+	go func() { noted <- m.notePut(h) }()
+	var noteErr error
+	waited := false
+	waitNote := func() error {
+		if !waited {
+			noteErr, waited = <-noted, true
+		}
+		return noteErr
 	}
-	if _, err := m.store.Put(h, stored); err != nil {
+	_, err := m.store.putSound(h, stored, waitNote)
+	if nerr := waitNote(); err == nil {
+		err = nerr
+	}
+	if err != nil {
 		return err
 	}
 	return nil
@@ -379,6 +412,25 @@ func (m *Manager) GetBlock(ctx context.Context, dst []byte, h Hash) ([]byte, err
 	if err == nil {
 		return raw, nil
 	}
+	return m.getElsewhere(ctx, dst, h, err)
+}
+
+// getBlockIn is GetBlock for a caller that gives a buffer of its own,
+// whose raw bytes need not start it: a local copy is read into buf
+// (getLocalIn) and an uncompressed one is then used where it lies, not
+// copied. buf's capacity must hold a stored block and the raw bytes after
+// it (bufSize).
+func (m *Manager) getBlockIn(ctx context.Context, buf []byte, h Hash) ([]byte, error) {
+	raw, err := m.getLocalIn(buf[:0], h)
+	if err == nil {
+		return raw, nil
+	}
+	return m.getElsewhere(ctx, buf[:0], h, err)
+}
+
+// getElsewhere is GetBlock once the local copy failed with localErr.
+func (m *Manager) getElsewhere(ctx context.Context, dst []byte, h Hash, localErr error) ([]byte, error) {
+	err := localErr
 	var errs []error
 	if !errors.Is(err, ErrNotFound) {
 		errs = append(errs, fmt.Errorf("local copy: %w", err))
@@ -416,13 +468,41 @@ func (m *Manager) CheckLocal(h Hash) error {
 // Store returns the node's local block store.
 func (m *Manager) Store() *Store { return m.store }
 
-// getLocal reads and checks this node's copy of h.
+// getLocal reads and checks this node's copy of h. The stored form is
+// read into a pooled buffer, not a new one per read: a fresh 1 MiB buffer
+// costs its zeroing, and its garbage a collection every few hundred
+// blocks read (measured: about 0.3 s of CPU per GiB read).
 func (m *Manager) getLocal(dst []byte, h Hash) ([]byte, error) {
-	stored, err := m.store.Get(h)
+	sb := getBuf(HeaderLen + m.cfg.BlockSize + directAlign)
+	defer putBuf(sb)
+	stored, err := m.store.GetInto((*sb)[:0], h)
 	if err != nil {
 		return nil, err
 	}
 	raw, err := m.decode(dst, h, stored)
+	if err != nil {
+		m.corrupt(h, err)
+		return nil, err
+	}
+	return raw, nil
+}
+
+// getLocalIn reads this node's copy of h into buf's spare capacity and
+// checks it. It returns the raw bytes within buf: the payload itself when
+// the block is stored uncompressed, which saves copying it (about 0.1 s
+// of CPU per GiB read), else decompressed after the stored form.
+func (m *Manager) getLocalIn(buf []byte, h Hash) ([]byte, error) {
+	stored, err := m.store.GetInto(buf, h)
+	if err != nil {
+		return nil, err
+	}
+	hd, raw, err := DecodeHeader(stored)
+	if err == nil && hd.Compression != None {
+		raw, err = m.codec.Decode(stored[len(stored):len(stored)], stored)
+	}
+	if err == nil {
+		err = Verify(h, raw)
+	}
 	if err != nil {
 		m.corrupt(h, err)
 		return nil, err
@@ -577,10 +657,21 @@ func (m *Manager) acquire(ctx context.Context, n int) error {
 func (m *Manager) release(n int) { m.budget.Release(int64(n)) }
 
 // bufSize is the room one block in flight needs: the raw bytes, then the
-// hash and the stored form (never longer than the raw bytes and a header).
+// hash and the stored form (never longer than the raw bytes and a header),
+// which bodyOffset may move by up to directAlign bytes.
 func (m *Manager) bufSize() int {
 	bs := m.cfg.BlockSize
-	return 2*bs + len(Hash{}) + HeaderLen + zstdSlack(bs) + decodeSlack
+	return 2*bs + len(Hash{}) + HeaderLen + zstdSlack(bs) + decodeSlack + directAlign
+}
+
+// bodyOffset returns where the body of a block put (hash ‖ stored form)
+// goes in buf, after the n raw bytes at its start: the first offset from
+// which the stored form starts on a directAlign boundary in memory, so
+// that the store writes it with direct I/O as it is rather than through
+// an aligned copy (Store.writeData).
+func bodyOffset(buf []byte, n int) int {
+	p := addr(buf) + uintptr(n+len(Hash{}))
+	return n + int(-p&(directAlign-1))
 }
 
 var bufPools sync.Map // capacity → *sync.Pool of *[]byte

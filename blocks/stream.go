@@ -82,7 +82,8 @@ func (m *Manager) WriteStream(ctx context.Context, r io.Reader, onBlock func(i i
 		go func() {
 			h := Sum(raw)
 			// body = hash ‖ stored form, built in place after the raw bytes
-			body := append((*buf)[bs:bs], h[:]...)
+			off := bodyOffset(*buf, bs)
+			body := append((*buf)[off:off], h[:]...)
 			body = m.codec.Encode(body, raw)
 			perr := m.putBlock(ctx, h, body, func() {
 				putBuf(buf)
@@ -113,7 +114,8 @@ func (m *Manager) WriteStream(ctx context.Context, r io.Reader, onBlock func(i i
 // stream made of blocks (length < 0: to its end). Only the blocks that
 // hold the range are fetched; the next ones are fetched ahead (up to
 // four, within the RAM budget) while the caller reads. Close releases
-// what was fetched ahead.
+// what was fetched ahead. The reader is an io.WriterTo: io.Copy writes
+// from the fetched blocks, with no copy through a buffer of its own.
 func (m *Manager) NewReader(ctx context.Context, blocks []BlockInfo, offset, length int64) (io.ReadCloser, error) {
 	var total int64
 	for _, b := range blocks {
@@ -180,7 +182,7 @@ func (sr *streamReader) fetchAll(ctx context.Context, blocks []BlockInfo, end in
 		go func() {
 			defer close(f.done)
 			f.buf = getBuf(sr.m.bufSize())
-			data, err := sr.m.GetBlock(ctx, *f.buf, b.Hash)
+			data, err := sr.m.getBlockIn(ctx, *f.buf, b.Hash)
 			if err == nil && int64(len(data)) != b.Size {
 				err = fmt.Errorf("blocks: block %s has %d bytes, the stream expects %d: %w", b.Hash, len(data), b.Size, ErrCorrupt)
 			}
@@ -193,12 +195,50 @@ func (sr *streamReader) fetchAll(ctx context.Context, blocks []BlockInfo, end in
 }
 
 func (sr *streamReader) Read(p []byte) (int, error) {
+	data, err := sr.next()
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, data)
+	sr.consume(n)
+	return n, nil
+}
+
+// WriteTo writes the rest of the range to w straight from the fetched
+// blocks, without the copy into a caller's buffer that Read makes; io.Copy
+// uses it.
+func (sr *streamReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		data, err := sr.next()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := w.Write(data)
+		sr.consume(n)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+		if n < len(data) {
+			return total, io.ErrShortWrite
+		}
+	}
+}
+
+// next returns the bytes of the current block still to be read, waiting
+// for the next block when the current one is used up; io.EOF at the end
+// of the range.
+func (sr *streamReader) next() ([]byte, error) {
 	if sr.err != nil {
-		return 0, sr.err
+		return nil, sr.err
 	}
 	if sr.left == 0 {
 		sr.err = io.EOF
-		return 0, io.EOF
+		return nil, io.EOF
 	}
 	for sr.cur == nil || len(sr.cur.data) == 0 {
 		sr.drop()
@@ -209,21 +249,24 @@ func (sr *streamReader) Read(p []byte) (int, error) {
 			if sr.err == nil {
 				sr.err = io.ErrUnexpectedEOF
 			}
-			return 0, sr.err
+			return nil, sr.err
 		}
 		<-f.done
 		sr.cur = f
 		if f.err != nil {
 			sr.err = f.err
-			return 0, f.err
+			return nil, f.err
 		}
 		f.data = f.data[min(sr.skip, int64(len(f.data))):]
 		sr.skip = 0
 	}
-	n := copy(p, sr.cur.data[:min(int64(len(sr.cur.data)), sr.left)])
+	return sr.cur.data[:min(int64(len(sr.cur.data)), sr.left)], nil
+}
+
+// consume marks n bytes of the current block read.
+func (sr *streamReader) consume(n int) {
 	sr.cur.data = sr.cur.data[n:]
 	sr.left -= int64(n)
-	return n, nil
 }
 
 // drop gives back the buffer of the current block.

@@ -309,6 +309,7 @@ or under --dir.`,
 	f.IntVar(&compression, "compression-level", 1, "compression_level (zstd; 0 or less: none)")
 	f.Var(&ramBuffer, "ram-buffer-max", "block_ram_buffer_max (default: the node's, 256 MiB)")
 	f.BoolVar(&fsync, "fsync", true, "data_fsync and metadata_fsync of the nodes")
+	f.BoolVar(&cfg.DirectIO, "direct-io", false, "data_direct_io of the nodes (large blocks bypass the page cache; needs --fsync)")
 	f.BoolVar(&verify, "verify", true, "check the SHA-256 of every object read against that of the bytes written")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the nodes' directories (default: a temporary one); they are removed at the end")
 	f.Var(&rssStream, "rss-stream", "write and read back one stream of this size on one node, and print the peak RSS (e.g. 5GiB)")

@@ -27,6 +27,7 @@ type Config struct {
 	DataDir           DataDirs          `toml:"data_dir" env:"GRANGE_DATA_DIR"`
 	MetadataFsync     *bool             `toml:"metadata_fsync" env:"GRANGE_METADATA_FSYNC"`
 	DataFsync         *bool             `toml:"data_fsync" env:"GRANGE_DATA_FSYNC"`
+	DataDirectIO      bool              `toml:"data_direct_io" env:"GRANGE_DATA_DIRECT_IO"`
 	BlockSize         *ByteSize         `toml:"block_size" env:"GRANGE_BLOCK_SIZE"`
 	CompressionLevel  *CompressionLevel `toml:"compression_level" env:"GRANGE_COMPRESSION_LEVEL"`
 	BlockRAMBufferMax *ByteSize         `toml:"block_ram_buffer_max" env:"GRANGE_BLOCK_RAM_BUFFER_MAX"`

@@ -104,6 +104,7 @@ func nodeConfig(g *globals, f *serverFlags) (node.Config, *Config, error) {
 		MetadataDir:    c.MetadataDir,
 		DataDirs:       dirs,
 		NoDataFsync:    !*c.DataFsync,
+		DataDirectIO:   c.DataDirectIO,
 		Blocks: blocks.Config{
 			BlockSize:        int(*c.BlockSize),
 			CompressionLevel: int(*c.CompressionLevel),

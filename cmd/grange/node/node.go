@@ -42,6 +42,9 @@ type Config struct {
 	DataDirs []blocks.Dir
 	// NoDataFsync writes blocks without fsync (data_fsync = false).
 	NoDataFsync bool
+	// DataDirectIO writes and reads large blocks with direct I/O
+	// (data_direct_io; needs data_fsync).
+	DataDirectIO bool
 	// Blocks tunes the block store (block_size, compression_level,
 	// block_ram_buffer_max…); its cluster, database, store, clock and
 	// logger are set by New.
@@ -244,6 +247,7 @@ func New(cfg Config) (n *Node, err error) {
 	n.store, err = blocks.OpenStore(blocks.StoreConfig{
 		Dirs:       cfg.DataDirs,
 		Fsync:      !cfg.NoDataFsync,
+		DirectIO:   cfg.DataDirectIO,
 		LayoutFile: filepath.Join(cfg.MetadataDir, "data_layout.json"),
 		Logger:     n.log.With("component", "block_store"),
 	})

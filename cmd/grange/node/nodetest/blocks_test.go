@@ -58,7 +58,8 @@ func writeObject(t *testing.T, n *node.Node, data []byte, owner string) []blocks
 	return infos
 }
 
-// readObject reads [off, off+n) of a stream through node nd.
+// readObject reads [off, off+n) of a stream through node nd, with Read
+// and with WriteTo (io.Copy), which must agree.
 func readObject(t *testing.T, nd *node.Node, infos []blocks.BlockInfo, off, n int64) []byte {
 	t.Helper()
 	r, err := nd.Blocks().NewReader(context.Background(), infos, off, n)
@@ -69,6 +70,15 @@ func readObject(t *testing.T, nd *node.Node, infos []blocks.BlockInfo, off, n in
 	got, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatalf("read [%d, +%d): %v", off, n, err)
+	}
+	r2, err := nd.Blocks().NewReader(context.Background(), infos, off, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	var copied bytes.Buffer
+	if k, err := r2.(io.WriterTo).WriteTo(&copied); err != nil || k != int64(copied.Len()) || !bytes.Equal(copied.Bytes(), got) {
+		t.Fatalf("WriteTo of [%d, +%d) = %d, %v; differs from Read: %v", off, n, k, err, !bytes.Equal(copied.Bytes(), got))
 	}
 	return got
 }
