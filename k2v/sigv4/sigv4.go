@@ -335,6 +335,11 @@ func putScratch(s *scratch) {
 	scratchPool.Put(s)
 }
 
+// FindHeader returns the first value of the header name (lowercase; matched
+// ignoring ASCII case) in hs and how many times it appears. Package sigv2
+// reads headers with it too.
+func FindHeader(hs []Header, name string) (value string, n int) { return header(hs, name) }
+
 // header returns the first value of the header name (lowercase) and how many
 // times it appears.
 func header(hs []Header, name string) (value string, n int) {
