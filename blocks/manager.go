@@ -70,6 +70,10 @@ type Manager struct {
 
 	// budget holds the bytes of block buffers in use (block_ram_buffer_max).
 	budget *semaphore.Weighted
+	// ahead is the part of the budget held by blocks that readers fetched
+	// ahead of their clients (streamReader.reserve), at most aheadMax.
+	ahead    atomic.Int64
+	aheadMax int64
 	// stripes serialise, per block, storing it and deleting it: a block is
 	// never deleted between a put's check of its reference count and the
 	// write of its file.
@@ -152,7 +156,8 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, c: cfg.Cluster, db: cfg.DB, store: cfg.Store, codec: codec,
 		log: cfg.Logger.With("layer", "blocks"), now: cfg.Now,
-		budget: semaphore.NewWeighted(cfg.RAMBufferMax),
+		budget:   semaphore.NewWeighted(cfg.RAMBufferMax),
+		aheadMax: cfg.RAMBufferMax / 2,
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if err := m.initRefs(); err != nil {
@@ -655,6 +660,21 @@ func (m *Manager) acquire(ctx context.Context, n int) error {
 }
 
 func (m *Manager) release(n int) { m.budget.Release(int64(n)) }
+
+// reserveAhead takes n bytes of the budget for a block fetched ahead of a
+// reader, if the budget has them now and blocks fetched ahead would still
+// hold at most aheadMax; it reports whether it did.
+func (m *Manager) reserveAhead(n int) bool {
+	if m.ahead.Add(int64(n)) > m.aheadMax {
+		m.ahead.Add(-int64(n))
+		return false
+	}
+	if !m.budget.TryAcquire(int64(n)) {
+		m.ahead.Add(-int64(n))
+		return false
+	}
+	return true
+}
 
 // bufSize is the room one block in flight needs: the raw bytes, then the
 // hash and the stored form (never longer than the raw bytes and a header),

@@ -134,18 +134,19 @@ func (m *Manager) NewReader(ctx context.Context, blocks []BlockInfo, offset, len
 		first++
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	sr := &streamReader{m: m, ctx: ctx, cancel: cancel, skip: offset, left: length, queue: make(chan *fetch, 4)}
+	sr := &streamReader{m: m, ctx: ctx, cancel: cancel, skip: offset, left: length, queue: make(chan *fetch, 4), taken: make(chan struct{}, 1)}
 	go sr.fetchAll(ctx, blocks[first:], offset+length)
 	return sr, nil
 }
 
 // fetch is one block read ahead.
 type fetch struct {
-	done chan struct{}
-	buf  *[]byte
-	size int // budget held
-	data []byte
-	err  error
+	done  chan struct{}
+	buf   *[]byte
+	size  int  // budget held
+	ahead bool // fetched ahead of the reader (Manager.ahead counts it)
+	data  []byte
+	err   error
 }
 
 type streamReader struct {
@@ -153,6 +154,7 @@ type streamReader struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	queue  chan *fetch
+	taken  chan struct{} // poked when the reader takes a fetch from queue
 	cur    *fetch
 	skip   int64 // bytes to skip in the next block
 	left   int64 // bytes still to return
@@ -170,7 +172,7 @@ func (sr *streamReader) fetchAll(ctx context.Context, blocks []BlockInfo, end in
 		}
 		end -= b.Size
 		f := &fetch{done: make(chan struct{}), size: int(b.Size) + sr.m.cfg.BlockSize + HeaderLen}
-		if err := sr.m.acquire(ctx, f.size); err != nil {
+		if err := sr.reserve(ctx, f); err != nil {
 			return
 		}
 		select {
@@ -191,6 +193,30 @@ func (sr *streamReader) fetchAll(ctx context.Context, blocks []BlockInfo, end in
 			}
 			f.data, f.err = data, err
 		}()
+	}
+}
+
+// reserve takes f's room in the RAM budget. The block the reader needs
+// next (none is queued) waits for it. A block further ahead is fetched
+// only while blocks fetched ahead, by every reader, hold less than half
+// the budget (Manager.ahead): readers whose clients read slowly cannot
+// hold the whole budget with blocks fetched ahead, leaving none for
+// writes and for the first block of other reads. Otherwise it waits
+// until the reader takes a queued block.
+func (sr *streamReader) reserve(ctx context.Context, f *fetch) error {
+	for {
+		if len(sr.queue) == 0 {
+			return sr.m.acquire(ctx, f.size)
+		}
+		if sr.m.reserveAhead(f.size) {
+			f.ahead = true
+			return nil
+		}
+		select {
+		case <-sr.taken:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -243,6 +269,10 @@ func (sr *streamReader) next() ([]byte, error) {
 	for sr.cur == nil || len(sr.cur.data) == 0 {
 		sr.drop()
 		f, ok := <-sr.queue
+		select {
+		case sr.taken <- struct{}{}:
+		default:
+		}
 		if !ok {
 			// the fetcher stopped early: its context ended
 			sr.err = sr.ctx.Err()
@@ -275,6 +305,9 @@ func (sr *streamReader) drop() {
 		sr.cur = nil
 		if f.buf != nil {
 			putBuf(f.buf)
+		}
+		if f.ahead {
+			sr.m.ahead.Add(-int64(f.size))
 		}
 		sr.m.release(f.size)
 	}

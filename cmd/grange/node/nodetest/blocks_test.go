@@ -371,3 +371,41 @@ func TestBlocksLayoutChange(t *testing.T) {
 		}
 	}
 }
+
+// Readers whose clients stop reading cannot hold the whole RAM budget with
+// blocks fetched ahead: with a budget of 2 MiB (about 15 blocks in
+// flight), three stalled readers used to take it all (their current block
+// and five ahead each), and a write then waited for them forever. Blocks
+// fetched ahead now hold at most half the budget.
+func TestBlocksStalledReadersLeaveBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := Start(t, Options{Nodes: 1, Configure: func(i int, cfg *node.Config) {
+		cfg.Blocks.BlockSize = testBlockSize
+		cfg.Blocks.RAMBufferMax = 2 << 20
+	}})
+	n := c.Node(0)
+	data := make([]byte, 32*testBlockSize)
+	rand.Read(data)
+	infos := writeObject(t, n, data, "stalled")
+	for range 3 {
+		r, err := n.Blocks().NewReader(context.Background(), infos, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var b [1]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil || b[0] != data[0] {
+			t.Fatalf("first byte: %v", err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the readers fetch ahead what they may
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	more := make([]byte, 8*testBlockSize)
+	rand.Read(more)
+	if _, err := n.Blocks().WriteStream(ctx, bytes.NewReader(more), nil); err != nil {
+		t.Fatalf("write while three readers are stalled: %v", err)
+	}
+}
