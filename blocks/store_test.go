@@ -865,3 +865,36 @@ func TestRebalanceStopsAndQuarantines(t *testing.T) {
 		t.Fatalf("after Rebalance: moved %d, stats %+v", moved, st)
 	}
 }
+
+// OpenStore reads the headers of a sample of the blocks it finds, not of
+// all of them: the raw size of a store of more blocks than the sample is
+// estimated, here within 10 % (half the blocks are text that compresses
+// well, half random data kept raw, in hash order), and blocks written
+// after the open count exactly.
+func TestOpenStoreEstimatesRawBytes(t *testing.T) {
+	cfg := StoreConfig{Dirs: []Dir{{Path: t.TempDir()}}}
+	s := openStore(t, cfg)
+	var raw int64
+	n := rawSample + rawSample/2
+	for i := range n {
+		b := makeBlock(i)
+		mustPut(t, s, b)
+		raw += int64(len(b.raw))
+	}
+	if got := s.Stats().RawBytes; got != raw {
+		t.Fatalf("RawBytes %d while writing, want %d", got, raw)
+	}
+	s2 := openStore(t, cfg)
+	st := s2.Stats()
+	if st.Blocks != int64(n) {
+		t.Fatalf("%d blocks found, want %d", st.Blocks, n)
+	}
+	if d := float64(st.RawBytes-raw) / float64(raw); d < -0.1 || d > 0.1 {
+		t.Fatalf("estimated raw bytes %d, actual %d (%.1f %% off)", st.RawBytes, raw, 100*d)
+	}
+	b := makeBlock(n)
+	mustPut(t, s2, b)
+	if got := s2.Stats().RawBytes; got != st.RawBytes+int64(len(b.raw)) {
+		t.Fatalf("a block of %d raw bytes moved RawBytes from %d to %d", len(b.raw), st.RawBytes, got)
+	}
+}
