@@ -315,7 +315,12 @@ func (r *resyncer) handOver(ctx context.Context, h Hash) error {
 	return m.store.Delete(h)
 }
 
-// scanAll queues every block this node holds or counts.
+// scanAll queues every block this node holds or counts that needs work
+// from process: held here but no longer to be (hand over), held with no
+// reference (collect), counted here but missing (fetch). The others, the
+// bulk of a store, are checked here and not queued: a queue entry per
+// block at every start would write as many pebble entries as the node
+// holds blocks.
 func (r *resyncer) scanAll(ctx context.Context) error {
 	now := r.m.now()
 	var pending []Hash
@@ -336,6 +341,15 @@ func (r *resyncer) scanAll(ctx context.Context) error {
 		return err
 	}
 	err := r.m.store.Walk(ctx, func(h Hash, _ int64) error {
+		if r.m.isStorageNode(h) {
+			rc, err := r.m.refCount(h)
+			if err != nil {
+				return err
+			}
+			if rc.count > 0 {
+				return nil // held, referenced, where it belongs
+			}
+		}
 		pending = append(pending, h)
 		if len(pending) >= 1024 {
 			return flush()
@@ -348,27 +362,39 @@ func (r *resyncer) scanAll(ctx context.Context) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	// Blocks counted here: ScanLocal's fn must not call the DB, so the
-	// scan stops at every 1024 blocks to queue them, and resumes.
+	// Blocks counted here: ScanLocal's fn must not call the DB, and its
+	// iterator should not stay open for a whole large table, so the scan
+	// stops every 4096 entries or 1024 blocks to queue, and resumes.
 	from := rcPrefix
+	var last []byte
 	for ctx.Err() == nil {
+		visited := 0
 		err := r.m.db.ScanLocal(from, prefixEnd(rcPrefix), func(k, v []byte) (bool, error) {
+			visited++
+			last = append(last[:0], k...)
+			more := visited < 4096
 			rc, err := decodeRC(v)
 			if len(k) != len(rcPrefix)+len(Hash{}) || err != nil || rc.count == 0 {
-				return true, nil // counted at zero: already queued for its deletion time
+				return more, nil // counted at zero: already queued for its deletion time
 			}
 			var h Hash
 			copy(h[:], k[len(rcPrefix):])
+			if !r.m.isStorageNode(h) {
+				return more, nil // queued by the walk of the store if held
+			}
+			if has, err := r.m.store.Has(h); err != nil || has {
+				return more && err == nil, err // held: nothing to fetch
+			}
 			pending = append(pending, h)
-			return len(pending) < 1024, nil
+			return more && len(pending) < 1024, nil
 		})
 		if err != nil {
 			return err
 		}
-		if len(pending) < 1024 {
-			break
+		if visited < 4096 && len(pending) < 1024 {
+			break // the end of the table
 		}
-		from = append(rcKey(pending[len(pending)-1]), 0)
+		from = append(bytes.Clone(last), 0)
 		if err := flush(); err != nil {
 			return err
 		}
