@@ -502,9 +502,23 @@ func (rt *Replicated[E]) Get(ctx context.Context, partition, sort []byte) (*E, e
 		return nil, fmt.Errorf("table %s: read: %w", rt.t.Name(), err)
 	}
 	copies := make([][]byte, len(res))
+	for j, r := range res {
+		copies[j] = r.Value
+	}
+	if agree(copies) {
+		// the common case, replicas that agree: one decode, nothing more
+		if copies[0] == nil {
+			return nil, nil
+		}
+		e, err := rt.t.schema.Decode(copies[0])
+		if err != nil {
+			return nil, fmt.Errorf("table %s: read from %s: %w", rt.t.Name(), res[0].From.Short(), err)
+		}
+		return e, nil
+	}
 	from := make([]cluster.NodeID, len(res))
 	for j, r := range res {
-		copies[j], from[j] = r.Value, r.From
+		from[j] = r.From
 	}
 	out, err := rt.settle(ctx, from, [][][]byte{copies})
 	if err != nil {
