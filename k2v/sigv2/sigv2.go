@@ -110,8 +110,8 @@ const authScheme = "AWS "
 // to pick sigv2 or sigv4; Verify itself does not need it.
 func Is(r *Request) bool {
 	for _, h := range r.Headers {
-		if equalFoldASCII(h.Name, "authorization") {
-			return strings.HasPrefix(trimOWS(h.Value), authScheme)
+		if sigv4.EqualFoldASCII(h.Name, "authorization") {
+			return strings.HasPrefix(sigv4.TrimOWS(h.Value), authScheme)
 		}
 	}
 	v4 := false
@@ -238,12 +238,12 @@ func (v *Verifier) parse(r *Request, p *params) error {
 
 // parseAuthorization parses "AWS <AccessKeyId>:<base64 Signature>".
 func parseAuthorization(s string, p *params) error {
-	rest, ok := strings.CutPrefix(trimOWS(s), authScheme)
+	rest, ok := strings.CutPrefix(sigv4.TrimOWS(s), authScheme)
 	if !ok {
-		scheme, _, _ := strings.Cut(trimOWS(s), " ")
+		scheme, _, _ := strings.Cut(sigv4.TrimOWS(s), " ")
 		return fmt.Errorf("sigv2: unsupported authorization scheme %q: %w", scheme, ErrMalformed)
 	}
-	rest = trimOWS(rest)
+	rest = sigv4.TrimOWS(rest)
 	i := strings.LastIndexByte(rest, ':')
 	if i <= 0 {
 		return fmt.Errorf("sigv2: authorization is not AWS AccessKeyId:Signature: %w", ErrMalformed)
@@ -344,9 +344,9 @@ func parsePresigned(q authQuery, p *params) error {
 	for _, h := range q.extra {
 		switch h.Name {
 		case "content-md5":
-			p.md5 = trimOWS(h.Value)
+			p.md5 = sigv4.TrimOWS(h.Value)
 		case "content-type":
-			p.ctyp = trimOWS(h.Value)
+			p.ctyp = sigv4.TrimOWS(h.Value)
 		default:
 			p.extra = append(p.extra, h)
 		}
@@ -430,12 +430,12 @@ func appendStringToSign(dst []byte, r *Request, bucket string, p *params) []byte
 func appendAmzHeaders(dst []byte, hs, extra []Header) []byte {
 	var amz []Header
 	for _, h := range hs {
-		if len(h.Name) >= 6 && equalFoldASCII(h.Name[:6], "x-amz-") {
-			amz = append(amz, Header{Name: lowerASCII(h.Name), Value: trimOWS(h.Value)})
+		if len(h.Name) >= 6 && sigv4.EqualFoldASCII(h.Name[:6], "x-amz-") {
+			amz = append(amz, Header{Name: lowerASCII(h.Name), Value: sigv4.TrimOWS(h.Value)})
 		}
 	}
 	for _, h := range extra {
-		amz = append(amz, Header{Name: h.Name, Value: trimOWS(h.Value)})
+		amz = append(amz, Header{Name: h.Name, Value: sigv4.TrimOWS(h.Value)})
 	}
 	slices.SortStableFunc(amz, func(a, b Header) int { return strings.Compare(a.Name, b.Name) })
 	for i, h := range amz {
@@ -538,28 +538,7 @@ func singleHeader(hs []Header, name string) (string, error) {
 	if n > 1 {
 		return "", fmt.Errorf("sigv2: %d %s headers: %w", n, name, ErrMalformed)
 	}
-	return trimOWS(v), nil
-}
-
-// equalFoldASCII reports whether a and b are equal ignoring ASCII case;
-// unlike strings.EqualFold it does not fold the Kelvin sign into 'k'.
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return sigv4.TrimOWS(v), nil
 }
 
 // lowerASCII lowercases ASCII letters only.
@@ -571,9 +550,4 @@ func lowerASCII(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// trimOWS trims ASCII whitespace at both ends.
-func trimOWS(s string) string {
-	return strings.Trim(s, " \t\r\n\v\f")
 }

@@ -263,16 +263,16 @@ func appendCanonicalHeaders(dst []byte, hs []Header, signed string, collapse boo
 		dst = append(dst, ':')
 		n := 0
 		for i := range hs {
-			if !equalFoldASCII(hs[i].Name, name) {
+			if !EqualFoldASCII(hs[i].Name, name) {
 				continue
 			}
 			if n > 0 {
 				dst = append(dst, ',')
 			}
 			if collapse {
-				dst = appendCollapsed(dst, trimOWS(hs[i].Value))
+				dst = appendCollapsed(dst, TrimOWS(hs[i].Value))
 			} else {
-				dst = append(dst, trimOWS(hs[i].Value)...)
+				dst = append(dst, TrimOWS(hs[i].Value)...)
 			}
 			n++
 		}
@@ -289,7 +289,7 @@ func listHasFold(list, name string) bool {
 	for rest := list; rest != ""; {
 		var n string
 		n, rest, _ = strings.Cut(rest, ";")
-		if equalFoldASCII(n, name) {
+		if EqualFoldASCII(n, name) {
 			return true
 		}
 	}
@@ -319,7 +319,7 @@ func appendCollapsed(dst []byte, v string) []byte {
 func hasInnerRuns(hs []Header, signed string) bool {
 	for i := range hs {
 		if listHasFold(signed, hs[i].Name) {
-			v := trimOWS(hs[i].Value)
+			v := TrimOWS(hs[i].Value)
 			if strings.Contains(v, "  ") || strings.ContainsRune(v, '\t') {
 				return true
 			}

@@ -319,7 +319,7 @@ func (c *ChunkedReader) readTrailers() error {
 			}
 		}
 		name := string(bytes.ToLower(rawName))
-		value := trimOWS(string(rawValue))
+		value := TrimOWS(string(rawValue))
 		if name == trailerSigName {
 			if c.mode != PayloadStreamingSignedTrailer || !decodeHex(sig[:], value) {
 				return fmt.Errorf("aws-chunked: unexpected or invalid %s: %w", trailerSigName, ErrMalformed)

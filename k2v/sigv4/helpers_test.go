@@ -148,7 +148,7 @@ func (r *Request) clone() *Request {
 // setHeader replaces the value of every header named name.
 func (r *Request) setHeader(name, value string) *Request {
 	for i := range r.Headers {
-		if equalFoldASCII(r.Headers[i].Name, name) {
+		if EqualFoldASCII(r.Headers[i].Name, name) {
 			r.Headers[i].Value = value
 		}
 	}
@@ -158,7 +158,7 @@ func (r *Request) setHeader(name, value string) *Request {
 func (r *Request) delHeader(name string) *Request {
 	hs := r.Headers[:0]
 	for _, h := range r.Headers {
-		if !equalFoldASCII(h.Name, name) {
+		if !EqualFoldASCII(h.Name, name) {
 			hs = append(hs, h)
 		}
 	}

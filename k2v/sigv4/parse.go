@@ -107,7 +107,7 @@ func singleHeader(hs []Header, name string) (string, error) {
 	case n > 1:
 		return "", fmt.Errorf("%d %s headers: %w", n, name, ErrMalformed)
 	}
-	return trimOWS(v), nil
+	return TrimOWS(v), nil
 }
 
 // parseAuthorization parses
@@ -117,7 +117,7 @@ func singleHeader(hs []Header, name string) (string, error) {
 // The three components may come in any order, with optional whitespace
 // around the commas; each must appear exactly once and nothing else may.
 func parseAuthorization(s string, p *params) error {
-	rest, ok := strings.CutPrefix(trimOWS(s), algorithm)
+	rest, ok := strings.CutPrefix(TrimOWS(s), algorithm)
 	if !ok {
 		alg, _, _ := strings.Cut(s, " ")
 		return fmt.Errorf("unsupported authorization scheme %q: %w", alg, ErrMalformed)
@@ -125,12 +125,12 @@ func parseAuthorization(s string, p *params) error {
 	if rest == "" || (rest[0] != ' ' && rest[0] != '\t') {
 		return fmt.Errorf("authorization: no space after %s: %w", algorithm, ErrMalformed)
 	}
-	rest = trimOWS(rest)
+	rest = TrimOWS(rest)
 	var haveCred, haveSH, haveSig bool
 	for more := true; more; {
 		var part string
 		part, rest, more = strings.Cut(rest, ",")
-		name, value, ok := strings.Cut(trimOWS(part), "=")
+		name, value, ok := strings.Cut(TrimOWS(part), "=")
 		if !ok {
 			return fmt.Errorf("authorization: component %q is not name=value: %w", part, ErrMalformed)
 		}

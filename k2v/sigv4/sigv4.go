@@ -344,7 +344,7 @@ func FindHeader(hs []Header, name string) (value string, n int) { return header(
 // times it appears.
 func header(hs []Header, name string) (value string, n int) {
 	for i := range hs {
-		if equalFoldASCII(hs[i].Name, name) {
+		if EqualFoldASCII(hs[i].Name, name) {
 			if n == 0 {
 				value = hs[i].Value
 			}
@@ -354,10 +354,10 @@ func header(hs []Header, name string) (value string, n int) {
 	return value, n
 }
 
-// equalFoldASCII reports whether a and b are equal ignoring ASCII case.
+// EqualFoldASCII reports whether a and b are equal ignoring ASCII case.
 // Header names are ASCII; unlike strings.EqualFold it does not fold
 // non-ASCII letters such as the Kelvin sign into 'k'.
-func equalFoldASCII(a, b string) bool {
+func EqualFoldASCII(a, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -370,7 +370,7 @@ func equalFoldASCII(a, b string) bool {
 }
 
 func hasPrefixFoldASCII(s, prefix string) bool {
-	return len(s) >= len(prefix) && equalFoldASCII(s[:len(prefix)], prefix)
+	return len(s) >= len(prefix) && EqualFoldASCII(s[:len(prefix)], prefix)
 }
 
 func lowerASCII(c byte) byte {
@@ -380,8 +380,8 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-// trimOWS trims ASCII whitespace at both ends. Inner whitespace is kept:
+// TrimOWS trims ASCII whitespace at both ends. Inner whitespace is kept:
 // the reference server does not collapse it in canonical header values.
-func trimOWS(s string) string {
+func TrimOWS(s string) string {
 	return strings.Trim(s, " \t\r\n\v\f")
 }
